@@ -1,0 +1,1 @@
+//! Exposition-format parsers (being written).
