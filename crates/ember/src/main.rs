@@ -1,1 +1,127 @@
-fn main() {}
+//! The ember binary: flags, logging, wiring of the subsystems, signals.
+
+mod flags;
+mod logging;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use flags::{CheckCommand, Command, Flags};
+
+/// ember's version, shown by `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    logging::init(&flags.log_level, &flags.log_format);
+    if let Some(cmd) = &flags.command {
+        return run_command(cmd);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("ember").build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(err = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(serve(flags)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(err = %e, "fatal error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command(cmd: &Command) -> ExitCode {
+    match cmd {
+        Command::Check(CheckCommand::Config { files }) => {
+            // Config validation arrives with the config crate.
+            let _ = files;
+            tracing::error!("check config is not available yet");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(flags: Flags) -> Result<(), String> {
+    tracing::info!(version = VERSION, "Starting ember");
+    let state = ember_web::AppState::new(
+        ember_web::Options {
+            build: None,
+            flags: flags.as_map(),
+            enable_lifecycle: flags.web_enable_lifecycle,
+            enable_remote_write_receiver: flags.web_enable_remote_write_receiver,
+        },
+        None,
+        vec![Arc::new(process_metrics)],
+    );
+    let listener = tokio::net::TcpListener::bind(&flags.web_listen_address)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", flags.web_listen_address))?;
+    tracing::info!(address = %flags.web_listen_address, "Listening on");
+    let app = ember_web::router(state.clone());
+    state.set_ready();
+    tracing::info!("Server is ready to receive web requests.");
+    let quit_state = state.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = quit_state.quit_requested() => tracing::warn!("Received termination request via web service, exiting gracefully..."),
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("See you next time!");
+    Ok(())
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        match (term, int) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => tracing::warn!(signal = "terminated", "Received an OS signal, exiting gracefully..."),
+                    _ = i.recv() => tracing::warn!(signal = "interrupt", "Received an OS signal, exiting gracefully..."),
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `process_*` metrics with Prometheus's names, read from /proc.
+fn process_metrics(out: &mut String) {
+    use std::fmt::Write;
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return };
+    // Fields after the command name (which may contain spaces) start after ')'.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = 100.0; // USER_HZ is 100 on Linux.
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Indices are offset by 2 from stat(5)'s numbering (pid and comm removed).
+    let cpu = (num(11) + num(12)) / ticks;
+    let rss = num(21) * 4096.0;
+    let vsz = num(20);
+    let _ = writeln!(out, "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.");
+    let _ = writeln!(out, "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu}");
+    let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident memory size in bytes.");
+    let _ = writeln!(out, "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}");
+    let _ = writeln!(out, "# HELP process_virtual_memory_bytes Virtual memory size in bytes.");
+    let _ = writeln!(out, "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes {vsz}");
+    if let Ok(d) = std::fs::read_dir("/proc/self/fd") {
+        let _ = writeln!(out, "# HELP process_open_fds Number of open file descriptors.");
+        let _ = writeln!(out, "# TYPE process_open_fds gauge\nprocess_open_fds {}", d.count());
+    }
+}

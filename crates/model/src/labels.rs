@@ -69,19 +69,14 @@ impl Labels {
         thread_local! {
             static EMPTY: Arc<[u8]> = Arc::from(Vec::new());
         }
-        Labels {
-            data: EMPTY.with(Arc::clone),
-        }
+        Labels { data: EMPTY.with(Arc::clone) }
     }
 
     /// Builds a label set from pairs in any order. If a name occurs twice the
     /// last value wins. Empty values are kept (use [`LabelsBuilder`] to get
     /// Prometheus's "empty value means absent" rule).
     pub fn from_pairs<N: AsRef<str>, V: AsRef<str>>(pairs: &[(N, V)]) -> Labels {
-        let mut v: Vec<(&str, &str)> = pairs
-            .iter()
-            .map(|(n, v)| (n.as_ref(), v.as_ref()))
-            .collect();
+        let mut v: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (n.as_ref(), v.as_ref())).collect();
         // Stable sort keeps input order among equal names, so "last wins"
         // is a matter of keeping the last of each run.
         v.sort_by(|a, b| a.0.cmp(b.0));
@@ -108,17 +103,12 @@ impl Labels {
             put_uvarint(&mut buf, v.len());
             buf.extend_from_slice(v.as_bytes());
         }
-        Labels {
-            data: Arc::from(buf),
-        }
+        Labels { data: Arc::from(buf) }
     }
 
     /// Iterates the pairs in name order.
     pub fn iter(&self) -> LabelsIter<'_> {
-        LabelsIter {
-            buf: &self.data,
-            pos: 0,
-        }
+        LabelsIter { buf: &self.data, pos: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -206,28 +196,20 @@ impl Labels {
         if !self.has(METRIC_NAME) {
             return self.clone();
         }
-        Labels::from_sorted_unique(
-            self.iter()
-                .filter(|l| l.name != METRIC_NAME)
-                .map(|l| (l.name, l.value)),
-        )
+        Labels::from_sorted_unique(self.iter().filter(|l| l.name != METRIC_NAME).map(|l| (l.name, l.value)))
     }
 
     /// Only the labels whose names are in `names`.
     pub fn keep(&self, names: &[impl AsRef<str>]) -> Labels {
         Labels::from_sorted_unique(
-            self.iter()
-                .filter(|l| names.iter().any(|n| n.as_ref() == l.name))
-                .map(|l| (l.name, l.value)),
+            self.iter().filter(|l| names.iter().any(|n| n.as_ref() == l.name)).map(|l| (l.name, l.value)),
         )
     }
 
     /// All labels except those whose names are in `names`.
     pub fn drop_names(&self, names: &[impl AsRef<str>]) -> Labels {
         Labels::from_sorted_unique(
-            self.iter()
-                .filter(|l| !names.iter().any(|n| n.as_ref() == l.name))
-                .map(|l| (l.name, l.value)),
+            self.iter().filter(|l| !names.iter().any(|n| n.as_ref() == l.name)).map(|l| (l.name, l.value)),
         )
     }
 
@@ -427,12 +409,7 @@ impl LabelsBuilder {
     }
 
     pub fn from_labels(l: &Labels) -> LabelsBuilder {
-        LabelsBuilder {
-            pairs: l
-                .iter()
-                .map(|l| (l.name.to_owned(), l.value.to_owned()))
-                .collect(),
-        }
+        LabelsBuilder { pairs: l.iter().map(|l| (l.name.to_owned(), l.value.to_owned())).collect() }
     }
 
     /// Sets `name` to `value`, replacing any previous value; an empty value
@@ -456,10 +433,7 @@ impl LabelsBuilder {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// Keeps only the labels for which `f(name, value)` is true.
@@ -481,11 +455,7 @@ impl LabelsBuilder {
     }
 
     pub fn build(&self) -> Labels {
-        let mut v: Vec<(&str, &str)> = self
-            .pairs
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let mut v: Vec<(&str, &str)> = self.pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         v.sort_unstable_by(|a, b| a.0.cmp(b.0));
         Labels::from_sorted_unique(v)
     }
@@ -560,10 +530,7 @@ mod tests {
         assert_eq!(l1.hash_without_labels(&["b"]), l2.hash_without_labels(&["b"]));
         assert_ne!(l1.stable_hash(), l2.stable_hash());
         // The separator keeps shifted boundaries apart.
-        assert_ne!(
-            labels!("a" => "bc").stable_hash(),
-            labels!("ab" => "c").stable_hash()
-        );
+        assert_ne!(labels!("a" => "bc").stable_hash(), labels!("ab" => "c").stable_hash());
     }
 
     proptest! {

@@ -20,6 +20,6 @@ pub use metadata::{Metadata, MetricType};
 pub use names::NameValidation;
 pub use sample::{is_stale_nan, stale_nan, Sample, Timestamp, NORMAL_NAN_BITS, STALE_NAN_BITS};
 pub use storage::{
-    AppendError, Appendable, Appender, CommitStats, LabelHints, Querier, Queryable, SampleIterator, SelectHints,
-    Series, SeriesRef, SeriesSet, StorageError, VecSampleIterator,
+    AppendError, Appendable, Appender, CommitStats, LabelHints, Querier, Queryable, SampleIterator,
+    SelectHints, Series, SeriesRef, SeriesSet, Storage, StorageError, VecSampleIterator,
 };

@@ -75,10 +75,7 @@ impl FastRegex {
         let anchored = format!("^(?s:{re})$");
         let compiled = regex::Regex::new(&anchored).map_err(|e| RegexError(short_regex_error(&e)))?;
         let kind = analyse(re).unwrap_or(RegexKind::General(compiled));
-        Ok(FastRegex {
-            source: re.to_owned(),
-            kind,
-        })
+        Ok(FastRegex { source: re.to_owned(), kind })
     }
 
     /// The regex as written, without the anchors.
@@ -246,38 +243,27 @@ pub struct Matcher {
 
 impl Matcher {
     /// Builds a matcher, compiling the regex for `=~` and `!~`.
-    pub fn new(op: MatchOp, name: impl Into<String>, value: impl Into<String>) -> Result<Matcher, RegexError> {
+    pub fn new(
+        op: MatchOp,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<Matcher, RegexError> {
         let value = value.into();
         let re = match op {
             MatchOp::RegexMatch | MatchOp::RegexNoMatch => Some(FastRegex::new(&value)?),
             _ => None,
         };
-        Ok(Matcher {
-            name: name.into(),
-            op,
-            value,
-            re,
-        })
+        Ok(Matcher { name: name.into(), op, value, re })
     }
 
     /// `name="value"`; cannot fail.
     pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Matcher {
-        Matcher {
-            name: name.into(),
-            op: MatchOp::Equal,
-            value: value.into(),
-            re: None,
-        }
+        Matcher { name: name.into(), op: MatchOp::Equal, value: value.into(), re: None }
     }
 
     /// `name!="value"`; cannot fail.
     pub fn not_equal(name: impl Into<String>, value: impl Into<String>) -> Matcher {
-        Matcher {
-            name: name.into(),
-            op: MatchOp::NotEqual,
-            value: value.into(),
-            re: None,
-        }
+        Matcher { name: name.into(), op: MatchOp::NotEqual, value: value.into(), re: None }
     }
 
     /// Does a label value match? An absent label is the empty string.
@@ -306,11 +292,9 @@ impl Matcher {
     pub fn set_matches(&self) -> Option<Vec<&str>> {
         match self.op {
             MatchOp::Equal => Some(vec![self.value.as_str()]),
-            MatchOp::RegexMatch => self
-                .re
-                .as_ref()
-                .and_then(|r| r.set_matches())
-                .map(|s| s.iter().map(String::as_str).collect()),
+            MatchOp::RegexMatch => {
+                self.re.as_ref().and_then(|r| r.set_matches()).map(|s| s.iter().map(String::as_str).collect())
+            }
             _ => None,
         }
     }
@@ -390,10 +374,11 @@ mod tests {
     #[test]
     fn fast_paths_agree_with_regex() {
         let regexes = [
-            ".*", ".+", "foo", "a|b|c", "(a|b)", "foo.*", ".*foo", ".*foo.*", "", "a|", "x.+",
-            "fo+", "[0-9]+",
+            ".*", ".+", "foo", "a|b|c", "(a|b)", "foo.*", ".*foo", ".*foo.*", "", "a|", "x.+", "fo+",
+            "[0-9]+",
         ];
-        let inputs = ["", "foo", "foobar", "barfoo", "xfoox", "a", "b", "c", "ab", "\n", "fo\nfoo", "x", "x\n", "123"];
+        let inputs =
+            ["", "foo", "foobar", "barfoo", "xfoox", "a", "b", "c", "ab", "\n", "fo\nfoo", "x", "x\n", "123"];
         for re in regexes {
             let fast = FastRegex::new(re).unwrap();
             let slow = regex::Regex::new(&format!("^(?s:{re})$")).unwrap();
@@ -429,7 +414,10 @@ mod tests {
         assert_eq!(m.set_matches(), Some(vec!["api", "web"]));
         assert_eq!(Matcher::equal("a", "x").set_matches(), Some(vec!["x"]));
         assert_eq!(Matcher::new(MatchOp::RegexMatch, "a", "x.*").unwrap().set_matches(), None);
-        assert_eq!(Matcher::new(MatchOp::RegexMatch, "a", "x.*").unwrap().regex().unwrap().prefix(), Some("x"));
+        assert_eq!(
+            Matcher::new(MatchOp::RegexMatch, "a", "x.*").unwrap().regex().unwrap().prefix(),
+            Some("x")
+        );
     }
 
     #[test]

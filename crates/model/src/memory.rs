@@ -65,7 +65,13 @@ struct MemAppender {
 }
 
 impl Appender for MemAppender {
-    fn append(&mut self, series: Option<SeriesRef>, labels: &Labels, t: Timestamp, v: f64) -> Result<SeriesRef, AppendError> {
+    fn append(
+        &mut self,
+        series: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        v: f64,
+    ) -> Result<SeriesRef, AppendError> {
         let g = self.storage.inner.read().unwrap_or_else(|e| e.into_inner());
         let labels = match series.and_then(|r| g.refs.get(r.get() as usize - 1)) {
             Some(l) => l.clone(),
@@ -109,7 +115,12 @@ impl Appender for MemAppender {
         SeriesRef::new(r).ok_or(AppendError::UnknownRef)
     }
 
-    fn update_metadata(&mut self, _series: Option<SeriesRef>, labels: &Labels, meta: &Metadata) -> Result<(), AppendError> {
+    fn update_metadata(
+        &mut self,
+        _series: Option<SeriesRef>,
+        labels: &Labels,
+        meta: &Metadata,
+    ) -> Result<(), AppendError> {
         if let Some(n) = labels.metric_name() {
             self.meta.push((n.to_owned(), meta.clone()));
         }
@@ -141,11 +152,7 @@ impl Appender for MemAppender {
 
 impl Appendable for MemStorage {
     fn appender(&self) -> Box<dyn Appender + '_> {
-        Box::new(MemAppender {
-            storage: self.clone(),
-            pending: Vec::new(),
-            meta: Vec::new(),
-        })
+        Box::new(MemAppender { storage: self.clone(), pending: Vec::new(), meta: Vec::new() })
     }
 }
 
@@ -181,15 +188,17 @@ impl MemQuerier {
 }
 
 impl Querier for MemQuerier {
-    fn select(&self, _sorted: bool, hints: &SelectHints, matchers: &[Matcher]) -> Result<Box<dyn SeriesSet + '_>, StorageError> {
+    fn select(
+        &self,
+        _sorted: bool,
+        hints: &SelectHints,
+        matchers: &[Matcher],
+    ) -> Result<Box<dyn SeriesSet + '_>, StorageError> {
         // BTreeMap order is label order, so results are always sorted.
         let mut out: Vec<Series> = self
             .matching(matchers)
             .into_iter()
-            .map(|(labels, s)| Series {
-                labels,
-                samples: Box::new(VecSampleIterator::new(s)),
-            })
+            .map(|(labels, s)| Series { labels, samples: Box::new(VecSampleIterator::new(s)) })
             .collect();
         if hints.limit > 0 {
             out.truncate(hints.limit);
@@ -197,12 +206,14 @@ impl Querier for MemQuerier {
         Ok(Box::new(VecSeriesSet(out.into_iter())))
     }
 
-    fn label_values(&self, name: &str, hints: &LabelHints, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
-        let mut v: Vec<String> = self
-            .matching(matchers)
-            .iter()
-            .filter_map(|(l, _)| l.get(name).map(str::to_owned))
-            .collect();
+    fn label_values(
+        &self,
+        name: &str,
+        hints: &LabelHints,
+        matchers: &[Matcher],
+    ) -> Result<Vec<String>, StorageError> {
+        let mut v: Vec<String> =
+            self.matching(matchers).iter().filter_map(|(l, _)| l.get(name).map(str::to_owned)).collect();
         v.sort();
         v.dedup();
         if hints.limit > 0 {
@@ -228,11 +239,7 @@ impl Querier for MemQuerier {
 
 impl Queryable for MemStorage {
     fn querier(&self, mint: Timestamp, maxt: Timestamp) -> Result<Box<dyn Querier + '_>, StorageError> {
-        Ok(Box::new(MemQuerier {
-            storage: self.clone(),
-            mint,
-            maxt,
-        }))
+        Ok(Box::new(MemQuerier { storage: self.clone(), mint, maxt }))
     }
 }
 
@@ -255,7 +262,11 @@ mod tests {
         assert_eq!(st, CommitStats { samples_appended: 3, series_created: 2 });
 
         let q = s.querier(0, 15).unwrap();
-        let set: Vec<Series> = q.select(true, &SelectHints::default(), &[Matcher::equal("__name__", "x")]).unwrap().map(|r| r.unwrap()).collect();
+        let set: Vec<Series> = q
+            .select(true, &SelectHints::default(), &[Matcher::equal("__name__", "x")])
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
         assert_eq!(set.len(), 2);
         assert_eq!(set[0].labels.get("i"), Some("0"));
         let mut it = VecSampleIterator::new(vec![]);

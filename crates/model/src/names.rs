@@ -20,9 +20,7 @@ pub fn is_valid_legacy_metric_name(name: &str) -> bool {
     match b.first() {
         None => false,
         Some(&c) if !(c.is_ascii_alphabetic() || c == b'_' || c == b':') => false,
-        _ => b[1..]
-            .iter()
-            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b':'),
+        _ => b[1..].iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b':'),
     }
 }
 

@@ -54,10 +54,7 @@ impl AppendError {
     /// Rejections that are a property of the sample, reported and counted,
     /// as opposed to failures of the storage itself.
     pub fn is_sample_rejection(&self) -> bool {
-        matches!(
-            self,
-            AppendError::OutOfOrder | AppendError::OutOfBounds | AppendError::DuplicateTimestamp
-        )
+        matches!(self, AppendError::OutOfOrder | AppendError::OutOfBounds | AppendError::DuplicateTimestamp)
     }
 }
 
@@ -241,20 +238,16 @@ impl VecSampleIterator {
     pub fn new(samples: impl Into<std::sync::Arc<[crate::Sample]>>) -> VecSampleIterator {
         let samples = samples.into();
         let end = samples.len();
-        VecSampleIterator {
-            samples,
-            pos: 0,
-            end,
-        }
+        VecSampleIterator { samples, pos: 0, end }
     }
 
     /// Iterates only `samples[from..to]`.
-    pub fn with_bounds(samples: std::sync::Arc<[crate::Sample]>, from: usize, to: usize) -> VecSampleIterator {
-        VecSampleIterator {
-            samples,
-            pos: from,
-            end: to,
-        }
+    pub fn with_bounds(
+        samples: std::sync::Arc<[crate::Sample]>,
+        from: usize,
+        to: usize,
+    ) -> VecSampleIterator {
+        VecSampleIterator { samples, pos: from, end: to }
     }
 }
 
@@ -339,3 +332,7 @@ mod tests {
         assert_eq!(ts, vec![2, 3, 4]);
     }
 }
+
+/// A storage that is both written and read: what the server wires up.
+pub trait Storage: Appendable + Queryable {}
+impl<T: Appendable + Queryable> Storage for T {}

@@ -150,7 +150,13 @@ pub fn parse_api_duration(s: &str) -> Result<Duration, TimeError> {
 /// Minimal RFC 3339: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
 fn parse_rfc3339(s: &str) -> Option<Timestamp> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
@@ -249,12 +255,7 @@ pub fn format_rfc3339(t: Timestamp) -> String {
     let days = secs.div_euclid(86400);
     let sod = secs.rem_euclid(86400);
     let (y, m, d) = civil_from_days(days);
-    let mut s = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    );
+    let mut s = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", sod / 3600, (sod / 60) % 60, sod % 60);
     if ms != 0 {
         let frac = format!("{ms:03}");
         s.push('.');
@@ -272,7 +273,10 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("5m"), Ok(Duration(300_000)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration(5_400_000)));
-        assert_eq!(parse_duration("1y2w3d4h5m6s7ms").unwrap().0, 31536000000 + 1209600000 + 259200000 + 14400000 + 300000 + 6000 + 7);
+        assert_eq!(
+            parse_duration("1y2w3d4h5m6s7ms").unwrap().0,
+            31536000000 + 1209600000 + 259200000 + 14400000 + 300000 + 6000 + 7
+        );
         assert_eq!(parse_duration("0"), Ok(Duration(0)));
         assert_eq!(parse_duration("0s"), Ok(Duration(0)));
         assert_eq!(parse_duration("150ms"), Ok(Duration(150)));

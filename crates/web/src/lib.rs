@@ -1,0 +1,117 @@
+//! ember-web: the HTTP surface. Routes, JSON shapes and status codes are
+//! Prometheus's, so that Grafana and other API clients cannot tell the
+//! difference.
+
+pub mod api;
+mod lifecycle;
+mod remote_write;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::routing::post;
+use axum::Router;
+use ember_model::Storage;
+
+/// Build information reported by `/api/v1/status/buildinfo`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildInfo {
+    pub version: String,
+    pub revision: String,
+    pub branch: String,
+    pub build_user: String,
+    pub build_date: String,
+    pub go_version: String,
+}
+
+/// Renders text-format metrics for `/metrics`; each subsystem registers
+/// one.
+pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
+
+/// Everything the handlers need, shared by all requests.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    build: BuildInfo,
+    flags: BTreeMap<String, String>,
+    start_time_ms: i64,
+    ready: AtomicBool,
+    lifecycle_enabled: bool,
+    metrics: Vec<MetricsSource>,
+    shutdown: tokio::sync::Notify,
+    storage: Option<Arc<dyn Storage>>,
+    remote_write_receiver: bool,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+/// Options for building the server state.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub build: Option<BuildInfo>,
+    pub flags: BTreeMap<String, String>,
+    pub enable_lifecycle: bool,
+    pub enable_remote_write_receiver: bool,
+}
+
+impl AppState {
+    pub fn new(opts: Options, storage: Option<Arc<dyn Storage>>, metrics: Vec<MetricsSource>) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                build: opts.build.unwrap_or_else(default_build_info),
+                flags: opts.flags,
+                start_time_ms: ember_model::sample::now_millis(),
+                ready: AtomicBool::new(false),
+                lifecycle_enabled: opts.enable_lifecycle,
+                metrics,
+                shutdown: tokio::sync::Notify::new(),
+                storage,
+                remote_write_receiver: opts.enable_remote_write_receiver,
+            }),
+        }
+    }
+
+    /// Marks the server ready (`/-/ready` answers 200 from now on).
+    pub fn set_ready(&self) {
+        self.inner.ready.store(true, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Acquire)
+    }
+
+    /// Resolves when `/-/quit` was called.
+    pub async fn quit_requested(&self) {
+        self.inner.shutdown.notified().await
+    }
+}
+
+fn default_build_info() -> BuildInfo {
+    BuildInfo {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        revision: String::new(),
+        branch: String::new(),
+        build_user: String::new(),
+        build_date: String::new(),
+        go_version: String::new(),
+    }
+}
+
+/// The full router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(lifecycle::routes())
+        .route("/api/v1/write", post(remote_write::write))
+        .nest("/api/v1", api::routes())
+        .fallback(api::not_found)
+        .with_state(state)
+}
