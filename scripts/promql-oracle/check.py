@@ -2,28 +2,44 @@
 """Check promqltest `.test` files against a real Prometheus (Debian's 2.42).
 
 For every block of data (the `load` commands between two `clear`s) the script
-starts a private `prometheus` on 127.0.0.1 with an empty TSDB, remote-writes the
-loaded samples into it (stale markers keep their exact bit pattern), then runs
-every `eval` as an instant or range query through the HTTP API and compares the
-answer with the expectation written in the file, using the same tolerance as
-promqltest (relative 1e-6, NaN equals NaN).
+starts two private `prometheus` processes on 127.0.0.1 with empty TSDBs,
+remote-writes the loaded samples into them (stale markers keep their exact bit
+pattern), then runs every `eval` as an instant or range query through the HTTP
+API and compares the answer with the expectation written in the file, using
+the same tolerance as promqltest (relative 1e-6, NaN equals NaN).
 
-Evals preceded by a `# 3.x: <reason>` comment describe Prometheus 3.x semantics
-that 2.42 does not have. For those the script
-  * runs the expression given by an optional `# oracle: <expr>` comment instead
-    (an equivalent 2.42 spelling) and requires it to match the expectation, or
-  * without `# oracle:`, runs the original expression and requires 2.42 to
-    DISAGREE (different value or an error); agreement is reported, because it
-    means the marker is probably wrong.
+The expectations describe Prometheus 3.x. 2.42 is made to answer like 3.x
+where that is possible ("emulation"):
+  * one server runs with --query.lookback-delta=4m59s999ms, so the lookback
+    window [t-5m+1ms, t] holds the same samples as 3.x's left-open (t-5m, t];
+  * every range `[d]` / subquery range `[d:s]` is rewritten to `[d-1ms]`
+    (not under rate/increase/delta, whose result depends on the range length;
+    there the script only checks that no sample sits on a window boundary);
+  * every regex matcher gets a `(?s)` prefix (3.x lets `.` match newlines).
+An unmarked eval must match the emulated answer AND plain 2.42 must agree;
+otherwise it needs a marker.
+
+Evals preceded by a `# 3.x: <reason>` comment describe 3.x behaviour that plain
+2.42 does not have. For those the script compares the expectation with
+  * the expression of an optional `# oracle: <expr>` comment (an equivalent
+    2.42 spelling), or else
+  * the emulated answer; if 2.42 cannot give it (new functions, changed
+    extrapolation) the eval is counted as "not verifiable" and listed with -v.
+A marked eval that plain 2.42 already answers as expected is an error.
+
+Parse failures (API errorType bad_data) are only accepted in
+parse_errors.test, because the Go promqltest rejects a whole file when one
+eval expression does not parse.
 
 `expect warn` / `expect info` lines cannot be checked (2.42's API has no
-annotations); they are counted and reported, not compared.
+annotations); they are counted, not compared.
 
 Usage:
   python3 scripts/promql-oracle/check.py testdata/promql/*.test
+  python3 scripts/promql-oracle/check.py -v FILE...        # list unverifiable marked evals
   python3 scripts/promql-oracle/check.py --write FILE...   # fill in expectations
-      (replaces the expected lines of unmarked evals with 2.42's answer; review
-       the diff before keeping it)
+      (replaces the expected lines of unmarked evals with the emulated 2.42
+       answer; review the diff before keeping it)
 """
 
 from __future__ import annotations
@@ -197,7 +213,7 @@ def labels_str(labels: dict) -> str:
         f'{k}="{json.dumps(v)[1:-1]}"' for k, v in sorted(labels.items()) if k != "__name__"
     )
     if name and re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", name):
-        return f"{name}{{{rest}}}"
+        return f"{name}{{{rest}}}" if rest else name
     if name:
         rest = f'__name__="{name}"' + (", " + rest if rest else "")
     return "{" + rest + "}"
@@ -686,7 +702,7 @@ def same_answer(r1: tuple, r2: tuple) -> bool:
         len(da[k]) == len(db[k]) and all(almost_equal(x, y) for x, y in zip(da[k], db[k])) for k in da)
 
 
-def run_file(path: str, write: bool, stats: Stats, verbose: bool) -> None:
+def run_file(path: str, write: bool, stats: Stats) -> None:
     cmds = parse_file(path)
     raw_lines = open(path, encoding="utf-8").read().split("\n")
     replacements: dict = {}  # (first, last) -> list of lines
@@ -794,7 +810,7 @@ def main() -> int:
             "annotations_unchecked")
     for path in args.files:
         st = Stats()
-        run_file(path, args.write, st, args.verbose)
+        run_file(path, args.write, st)
         print(f"{path}: {st.evals} evals: {st.verified} unmarked verified; {st.marked} marked 3.x "
               f"({st.marked_emulated} verified by 3.x emulation, {st.marked_substituted} by oracle substitute, "
               f"{st.marked_unverified} not verifiable on 2.42); {len(st.failures)} failures")
