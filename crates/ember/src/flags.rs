@@ -56,7 +56,10 @@ pub struct Flags {
     pub web_cors_origin: String,
 
     /// Document title of the web UI.
-    #[arg(long = "web.page-title", default_value = "Prometheus Time Series Collection and Processing Server")]
+    #[arg(
+        long = "web.page-title",
+        default_value = "Prometheus Time Series Collection and Processing Server"
+    )]
     pub web_page_title: String,
 
     /// Base path for metrics storage.
@@ -220,7 +223,7 @@ mod tests {
         assert_eq!(f.query_max_samples, 50_000_000);
         assert_eq!(f.query_max_concurrency, 20);
         assert_eq!(f.retention_time(), Some(Duration::from_secs(15 * 86400)));
-        assert_eq!(f.as_map()["storage.tsdb.retention.time"], "2w1d");
+        assert_eq!(f.as_map()["storage.tsdb.retention.time"], "15d");
 
         let f = Flags::try_parse_from([
             "ember",
@@ -262,6 +265,8 @@ mod tests {
     #[test]
     fn check_config_subcommand() {
         let f = Flags::try_parse_from(["ember", "check", "config", "a.yml"]).unwrap();
-        assert!(matches!(f.command, Some(Command::Check(CheckCommand::Config { files })) if files.len() == 1));
+        assert!(
+            matches!(f.command, Some(Command::Check(CheckCommand::Config { files })) if files.len() == 1)
+        );
     }
 }

@@ -53,6 +53,14 @@ async fn serve(flags: Flags) -> Result<(), String> {
             flags: flags.as_map(),
             enable_lifecycle: flags.web_enable_lifecycle,
             enable_remote_write_receiver: flags.web_enable_remote_write_receiver,
+            lookback_delta_ms: flags.query_lookback_delta.as_millis(),
+            engine: ember_promql::engine::EngineOptions {
+                lookback_delta: flags.query_lookback_delta.as_millis(),
+                max_samples: flags.query_max_samples,
+                ..Default::default()
+            },
+            query_timeout: Some(flags.query_timeout.as_std()),
+            query_max_concurrency: flags.query_max_concurrency,
         },
         None,
         vec![Arc::new(process_metrics)],
@@ -114,7 +122,8 @@ fn process_metrics(out: &mut String) {
     let cpu = (num(11) + num(12)) / ticks;
     let rss = num(21) * 4096.0;
     let vsz = num(20);
-    let _ = writeln!(out, "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.");
+    let _ =
+        writeln!(out, "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.");
     let _ = writeln!(out, "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu}");
     let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident memory size in bytes.");
     let _ = writeln!(out, "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}");

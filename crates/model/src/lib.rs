@@ -18,7 +18,9 @@ pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{matches_all, FastRegex, MatchOp, Matcher, RegexError};
 pub use metadata::{Metadata, MetricType};
 pub use names::NameValidation;
-pub use sample::{is_stale_nan, stale_nan, Sample, Timestamp, NORMAL_NAN_BITS, STALE_NAN_BITS};
+pub use sample::{
+    format_text_value, is_stale_nan, stale_nan, Sample, Timestamp, NORMAL_NAN_BITS, STALE_NAN_BITS,
+};
 pub use storage::{
     AppendError, Appendable, Appender, CommitStats, LabelHints, Querier, Queryable, SampleIterator,
     SelectHints, Series, SeriesRef, SeriesSet, Storage, StorageError, VecSampleIterator,

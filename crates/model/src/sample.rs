@@ -75,3 +75,50 @@ mod tests {
         assert_ne!(Sample::new(1, s), Sample::new(1, f64::NAN));
     }
 }
+
+/// Formats a float as the text exposition format writes it: Go's
+/// `strconv.FormatFloat(v, 'g', -1, 64)`: shortest round-trip digits, in
+/// exponent form when the decimal exponent is below -4 or at least 6
+/// (`2.939136e+06`, `681179`, `1e-05`), and `NaN`, `+Inf`, `-Inf`.
+pub fn format_text_value(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits: "1.234567e6".
+    let sci = format!("{v:e}");
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..6).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{mant}e{sign}{:02}", exp.abs());
+    }
+    // Plain form; Rust's Display prints shortest digits without exponent.
+    format!("{v}")
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::format_text_value as f;
+
+    #[test]
+    fn go_g_format() {
+        assert_eq!(f(1.0), "1");
+        assert_eq!(f(0.5), "0.5");
+        assert_eq!(f(681179.0), "681179");
+        assert_eq!(f(2939136.0), "2.939136e+06");
+        assert_eq!(f(1e21), "1e+21");
+        assert_eq!(f(1.5e300), "1.5e+300");
+        assert_eq!(f(0.0001), "0.0001");
+        assert_eq!(f(0.00001), "1e-05");
+        assert_eq!(f(-2.5e-7), "-2.5e-07");
+        assert_eq!(f(f64::NAN), "NaN");
+        assert_eq!(f(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(f(-0.0), "-0");
+    }
+}

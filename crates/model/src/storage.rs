@@ -225,6 +225,10 @@ pub trait Queryable: Send + Sync {
     fn querier(&self, mint: Timestamp, maxt: Timestamp) -> Result<Box<dyn Querier + '_>, StorageError>;
 }
 
+/// A storage that is both written and read: what the server wires up.
+pub trait Storage: Appendable + Queryable {}
+impl<T: Appendable + Queryable> Storage for T {}
+
 /// Iterates a slice of samples; used by in-memory storages and tests.
 #[derive(Debug, Clone)]
 pub struct VecSampleIterator {
@@ -332,7 +336,3 @@ mod tests {
         assert_eq!(ts, vec![2, 3, 4]);
     }
 }
-
-/// A storage that is both written and read: what the server wires up.
-pub trait Storage: Appendable + Queryable {}
-impl<T: Appendable + Queryable> Storage for T {}

@@ -93,8 +93,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, TimeError> {
     Ok(Duration(total))
 }
 
-/// Formats like Prometheus: largest units first, zero parts omitted,
-/// `0s` for zero.
+/// Formats like Prometheus's `model.Duration`: largest units first, zero
+/// parts omitted, `0s` for zero; years and weeks only when they divide the
+/// whole duration exactly (`90d`, not `12w6d`).
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut ms = self.0;
@@ -106,7 +107,11 @@ impl fmt::Display for Duration {
             out.push('-');
             ms = -ms;
         }
-        for (u, mult) in UNITS {
+        for (i, (u, mult)) in UNITS.into_iter().enumerate() {
+            let exact_only = i < 2; // y, w
+            if exact_only && ms % mult != 0 {
+                continue;
+            }
             let n = ms / mult;
             if n > 0 {
                 out.push_str(&n.to_string());
@@ -292,7 +297,10 @@ mod tests {
         assert_eq!(Duration(0).to_string(), "0s");
         assert_eq!(Duration(5_400_000).to_string(), "1h30m");
         assert_eq!(Duration(15_000).to_string(), "15s");
-        assert_eq!(Duration(86_400_000 * 15).to_string(), "2w1d");
+        assert_eq!(Duration(86_400_000 * 15).to_string(), "15d");
+        assert_eq!(Duration(86_400_000 * 14).to_string(), "2w");
+        assert_eq!(Duration(86_400_000 * 90).to_string(), "90d");
+        assert_eq!(Duration(86_400_000 * 365).to_string(), "1y");
         assert_eq!(Duration(1500).to_string(), "1s500ms");
     }
 

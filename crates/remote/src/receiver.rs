@@ -83,7 +83,8 @@ impl WriteOutcome {
 /// Checks a series' labels as Prometheus 3 does: a metric name, valid
 /// names, no duplicates. Returns the sorted label set.
 fn series_labels(ts: &proto::TimeSeries) -> Result<Labels, String> {
-    let mut pairs: Vec<(&str, &str)> = ts.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+    let mut pairs: Vec<(&str, &str)> =
+        ts.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
     pairs.sort_by(|a, b| a.0.cmp(b.0));
     let describe = || {
         let l: Vec<String> = ts.labels.iter().map(|l| format!("{}={:?}", l.name, l.value)).collect();
@@ -95,7 +96,9 @@ fn series_labels(ts: &proto::TimeSeries) -> Result<Labels, String> {
     if !pairs.iter().any(|(n, v)| *n == ember_model::METRIC_NAME && !v.is_empty()) {
         return Err(format!("missing metric name in {}", describe()));
     }
-    if let Some((n, _)) = pairs.iter().find(|(n, _)| !ember_model::names::is_valid_label_name(n, NameValidation::Utf8)) {
+    if let Some((n, _)) =
+        pairs.iter().find(|(n, _)| !ember_model::names::is_valid_label_name(n, NameValidation::Utf8))
+    {
         return Err(format!("invalid label name {n:?} in {}", describe()));
     }
     // An empty value means "no such label", as everywhere in Prometheus.
@@ -127,7 +130,8 @@ pub fn write(req: &WriteRequest, app: &mut dyn Appender) -> Result<WriteOutcome,
                     out.samples_rejected += 1;
                     if out.first_rejection.is_none() {
                         tracing::warn!(err = %e, series = %labels, timestamp = s.timestamp, "Out of order sample from remote write");
-                        out.first_rejection = Some(format!("{e}: series {labels}, timestamp {}", s.timestamp));
+                        out.first_rejection =
+                            Some(format!("{e}: series {labels}, timestamp {}", s.timestamp));
                     }
                 }
                 Err(AppendError::InvalidLabels(msg)) => {
@@ -161,7 +165,10 @@ mod tests {
 
     fn ts(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries {
         proto::TimeSeries {
-            labels: labels.iter().map(|(n, v)| proto::Label { name: n.to_string(), value: v.to_string() }).collect(),
+            labels: labels
+                .iter()
+                .map(|(n, v)| proto::Label { name: n.to_string(), value: v.to_string() })
+                .collect(),
             samples: samples.iter().map(|&(t, v)| proto::Sample { timestamp: t, value: v }).collect(),
             exemplars: vec![],
             histograms: vec![],

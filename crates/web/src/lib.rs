@@ -3,6 +3,7 @@
 //! difference.
 
 pub mod api;
+mod federate;
 mod lifecycle;
 mod remote_write;
 
@@ -10,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use ember_model::Storage;
 
@@ -46,6 +47,15 @@ struct Inner {
     shutdown: tokio::sync::Notify,
     storage: Option<Arc<dyn Storage>>,
     remote_write_receiver: bool,
+    lookback_delta_ms: i64,
+    query: QueryConfig,
+}
+
+/// The query engine and its limits.
+pub(crate) struct QueryConfig {
+    pub(crate) engine: Arc<ember_promql::engine::Engine>,
+    pub(crate) timeout: std::time::Duration,
+    pub(crate) concurrency: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for AppState {
@@ -61,6 +71,14 @@ pub struct Options {
     pub flags: BTreeMap<String, String>,
     pub enable_lifecycle: bool,
     pub enable_remote_write_receiver: bool,
+    /// `--query.lookback-delta` in milliseconds (federation uses it too).
+    pub lookback_delta_ms: i64,
+    /// Engine settings (`--query.max-samples`, lookback).
+    pub engine: ember_promql::engine::EngineOptions,
+    /// `--query.timeout` (default 2m).
+    pub query_timeout: Option<std::time::Duration>,
+    /// `--query.max-concurrency` (default 20).
+    pub query_max_concurrency: usize,
 }
 
 impl AppState {
@@ -76,6 +94,16 @@ impl AppState {
                 shutdown: tokio::sync::Notify::new(),
                 storage,
                 remote_write_receiver: opts.enable_remote_write_receiver,
+                lookback_delta_ms: if opts.lookback_delta_ms > 0 {
+                    opts.lookback_delta_ms
+                } else {
+                    5 * 60 * 1000
+                },
+                query: QueryConfig {
+                    engine: Arc::new(ember_promql::engine::Engine::new(opts.engine)),
+                    timeout: opts.query_timeout.unwrap_or(std::time::Duration::from_secs(120)),
+                    concurrency: tokio::sync::Semaphore::new(opts.query_max_concurrency.max(1)),
+                },
             }),
         }
     }
@@ -111,6 +139,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(lifecycle::routes())
         .route("/api/v1/write", post(remote_write::write))
+        .route("/federate", get(federate::federate))
         .nest("/api/v1", api::routes())
         .fallback(api::not_found)
         .with_state(state)

@@ -9,7 +9,7 @@ use crate::AppState;
 
 /// Checks the headers a remote-write 1.0 sender sets, as Prometheus does:
 /// protobuf content (any other type is 415), snappy encoding.
-fn check_headers(h: &HeaderMap) -> Result<(), Response> {
+fn check_headers(h: &HeaderMap) -> Result<(), (StatusCode, String)> {
     let ct = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let ct_ok = ct.is_empty() || {
         let mut parts = ct.split(';').map(str::trim);
@@ -19,23 +19,26 @@ fn check_headers(h: &HeaderMap) -> Result<(), Response> {
     };
     if !ct_ok {
         let msg = format!("unsupported Content-Type {ct:?}: this endpoint accepts remote write 1.0 (application/x-protobuf) only\n");
-        return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, msg).into_response());
+        return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, msg));
     }
     let enc = h.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !enc.is_empty() && enc != "snappy" {
         let msg = format!("unsupported Content-Encoding {enc:?}: use snappy\n");
-        return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, msg).into_response());
+        return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, msg));
     }
     Ok(())
 }
 
 pub(crate) async fn write(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(storage) = s.inner.storage.clone().filter(|_| s.inner.remote_write_receiver) else {
-        return (StatusCode::NOT_FOUND, "remote write receiver needs to be enabled with --web.enable-remote-write-receiver\n")
+        return (
+            StatusCode::NOT_FOUND,
+            "remote write receiver needs to be enabled with --web.enable-remote-write-receiver\n",
+        )
             .into_response();
     };
     if let Err(r) = check_headers(&headers) {
-        return r;
+        return r.into_response();
     }
     let req = match ember_remote::decode_write_request(&body) {
         Ok(r) => r,
@@ -83,7 +86,10 @@ mod tests {
         ember_remote::encode_write_request(&proto::WriteRequest {
             timeseries: vec![proto::TimeSeries {
                 labels: vec![proto::Label { name: "__name__".into(), value: "rw".into() }],
-                samples: samples.iter().map(|&(timestamp, value)| proto::Sample { value, timestamp }).collect(),
+                samples: samples
+                    .iter()
+                    .map(|&(timestamp, value)| proto::Sample { value, timestamp })
+                    .collect(),
                 exemplars: vec![],
                 histograms: vec![],
             }],
@@ -147,7 +153,12 @@ mod tests {
         let s = MemStorage::new();
         let (st, _) = post(app(&s, true), "application/json", body(&[(1000, 1.0)])).await;
         assert_eq!(st, 415);
-        let (st, _) = post(app(&s, true), "application/x-protobuf;proto=io.prometheus.write.v2.Request", body(&[(1, 1.0)])).await;
+        let (st, _) = post(
+            app(&s, true),
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            body(&[(1, 1.0)]),
+        )
+        .await;
         assert_eq!(st, 415, "remote write 2.0 is not accepted yet");
         assert!(stored(&s).is_empty());
     }

@@ -13,6 +13,12 @@ use serde::Serialize;
 
 use crate::AppState;
 
+pub mod params;
+mod query;
+mod series;
+
+pub use query::api_value;
+
 /// Prometheus's API error types and their HTTP status codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorType {
@@ -96,6 +102,12 @@ pub fn success<T: Serialize>(data: T, warnings: Vec<String>, infos: Vec<String>)
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
+        .route("/query", get(query::query).post(query::query))
+        .route("/query_range", get(query::query_range).post(query::query_range))
+        .route("/format_query", get(query::format_query).post(query::format_query))
+        .route("/series", get(series::series).post(series::series))
+        .route("/labels", get(series::labels).post(series::labels))
+        .route("/label/{name}/values", get(series::label_values))
         .route("/status/buildinfo", get(buildinfo))
         .route("/status/flags", get(flags))
         .route("/status/runtimeinfo", get(runtimeinfo))

@@ -1,0 +1,146 @@
+//! Metadata queries: `/api/v1/series`, `/api/v1/labels`,
+//! `/api/v1/label/<name>/values`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use ember_model::{LabelHints, Labels, Matcher, SelectHints, Storage, Timestamp};
+use serde_json::{Map, Value};
+
+use super::params::{unescape_label_name, Params};
+use super::{success, ApiError, ErrorType};
+use crate::AppState;
+
+const TRUNCATED: &str = "results truncated due to limit";
+
+fn storage(s: &AppState) -> Result<Arc<dyn Storage>, ApiError> {
+    s.inner.storage.clone().ok_or_else(|| ApiError::new(ErrorType::Unavailable, "storage is not ready"))
+}
+
+/// Runs synchronous storage work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::new(ErrorType::Internal, e.to_string()))?
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorType::Internal, e.to_string())
+}
+
+/// Applies `limit`: keeps the first `limit` items and says so.
+fn truncate<T>(v: &mut Vec<T>, limit: usize, warnings: &mut Vec<String>) {
+    if limit > 0 && v.len() > limit {
+        v.truncate(limit);
+        warnings.push(TRUNCATED.to_owned());
+    }
+}
+
+/// Series (label sets) matching any of the sets, sorted and unique.
+fn select_series(
+    st: &dyn Storage,
+    start: Timestamp,
+    end: Timestamp,
+    sets: &[Vec<Matcher>],
+    limit: usize,
+) -> Result<Vec<Labels>, ApiError> {
+    let q = st.querier(start, end).map_err(internal)?;
+    // Ask for one more than the limit so truncation can be detected.
+    let limit = if limit > 0 { limit + 1 } else { 0 };
+    let hints = SelectHints { start, end, func: Some("series".into()), limit, ..Default::default() };
+    let mut out: BTreeSet<Labels> = BTreeSet::new();
+    for ms in sets {
+        for s in q.select(true, &hints, ms).map_err(internal)? {
+            out.insert(s.map_err(internal)?.labels);
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+pub(crate) async fn series(
+    State(s): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = Params::from_request(q.as_deref(), &headers, &body);
+    let sets = p.match_sets(true)?;
+    let (start, end) = p.time_range()?;
+    let limit = p.limit()?;
+    let st = storage(&s)?;
+    let mut labels = blocking(move || select_series(&*st, start, end, &sets, limit)).await?;
+    let mut warnings = Vec::new();
+    truncate(&mut labels, limit, &mut warnings);
+    let data: Vec<Map<String, Value>> = labels
+        .iter()
+        .map(|l| l.iter().map(|x| (x.name.to_owned(), Value::String(x.value.to_owned()))).collect())
+        .collect();
+    Ok(success(data, warnings, vec![]))
+}
+
+pub(crate) async fn labels(
+    State(s): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = Params::from_request(q.as_deref(), &headers, &body);
+    let sets = p.match_sets(false)?;
+    let (start, end) = p.time_range()?;
+    let limit = p.limit()?;
+    let st = storage(&s)?;
+    let mut names = blocking(move || {
+        let q = st.querier(start, end).map_err(internal)?;
+        let hints = LabelHints { limit: if limit > 0 { limit + 1 } else { 0 } };
+        if sets.is_empty() {
+            return q.label_names(&hints, &[]).map_err(internal);
+        }
+        let mut all = BTreeSet::new();
+        for ms in &sets {
+            all.extend(q.label_names(&hints, ms).map_err(internal)?);
+        }
+        Ok(all.into_iter().collect::<Vec<String>>())
+    })
+    .await?;
+    let mut warnings = Vec::new();
+    truncate(&mut names, limit, &mut warnings);
+    Ok(success(names, warnings, vec![]))
+}
+
+pub(crate) async fn label_values(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let name = unescape_label_name(&name);
+    if name.is_empty() {
+        return Err(ApiError::new(ErrorType::BadData, format!("invalid label name: {name:?}")));
+    }
+    let p = Params::from_request(q.as_deref(), &headers, &body);
+    let sets = p.match_sets(false)?;
+    let (start, end) = p.time_range()?;
+    let limit = p.limit()?;
+    let st = storage(&s)?;
+    let mut values = blocking(move || {
+        let q = st.querier(start, end).map_err(internal)?;
+        let hints = LabelHints { limit: if limit > 0 { limit + 1 } else { 0 } };
+        if sets.is_empty() {
+            return q.label_values(&name, &hints, &[]).map_err(internal);
+        }
+        let mut all = BTreeSet::new();
+        for ms in &sets {
+            all.extend(q.label_values(&name, &hints, ms).map_err(internal)?);
+        }
+        Ok(all.into_iter().collect::<Vec<String>>())
+    })
+    .await?;
+    let mut warnings = Vec::new();
+    truncate(&mut values, limit, &mut warnings);
+    Ok(success(values, warnings, vec![]))
+}
