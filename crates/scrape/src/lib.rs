@@ -1,0 +1,29 @@
+//! ember-scrape: from discovered target groups to scrape targets.
+//!
+//! - [`relabel`]: applies `relabel_configs` / `metric_relabel_configs`
+//!   exactly as Prometheus's `model/relabel` does.
+//! - [`discovery`]: target groups from `static_configs` and `file_sd_configs`
+//!   (JSON and YAML files, re-read when they change).
+//! - [`targets`]: Prometheus's `PopulateLabels`: the target label set, the
+//!   dropped targets kept for the API, and the scrape URL.
+//!
+//! - [`append`]: one scraped page into storage (target labels,
+//!   `metric_relabel_configs`, limits, cache, staleness, report series).
+//! - [`scrape_loop`]: the HTTP fetch and the per-target loop.
+//! - [`pool`]: the loops of one job, kept in step with discovery.
+//!
+//! The manager over all jobs (config reload, discovery wiring) is not here
+//! yet.
+
+pub mod append;
+pub mod discovery;
+pub mod pool;
+pub mod relabel;
+pub mod scrape_loop;
+pub mod targets;
+
+pub use discovery::{read_file_groups, static_groups, DiscoveryError, FileDiscovery, TargetGroup};
+pub use pool::ScrapePool;
+pub use relabel::{process, process_builder};
+pub use scrape_loop::{Health, HttpScraper, ScrapeLoop, TargetHealth};
+pub use targets::{build_targets, populate_labels, Target, TargetError, TargetSet};
