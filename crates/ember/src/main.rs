@@ -47,6 +47,10 @@ fn run_command(cmd: &Command) -> ExitCode {
 
 async fn serve(flags: Flags) -> Result<(), String> {
     tracing::info!(version = VERSION, "Starting ember");
+    // Metrics sources are registered before the storage exists; the TSDB's
+    // are filled in once it is open.
+    let tsdb_metrics: Arc<std::sync::OnceLock<Arc<ember_tsdb::TsdbMetrics>>> = Arc::default();
+    let tsdb_metrics_src = tsdb_metrics.clone();
     let state = ember_web::AppState::new(
         ember_web::Options {
             build: None,
@@ -63,25 +67,90 @@ async fn serve(flags: Flags) -> Result<(), String> {
             query_max_concurrency: flags.query_max_concurrency,
         },
         None,
-        vec![Arc::new(process_metrics)],
+        vec![
+            Arc::new(process_metrics),
+            Arc::new(move |out: &mut String| {
+                if let Some(m) = tsdb_metrics_src.get() {
+                    out.push_str(&m.render());
+                }
+            }),
+        ],
     );
     let listener = tokio::net::TcpListener::bind(&flags.web_listen_address)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", flags.web_listen_address))?;
     tracing::info!(address = %flags.web_listen_address, "Listening on");
     let app = ember_web::router(state.clone());
+    let quit_state = state.clone();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut server_stop = stop_rx.clone();
+    // The web server starts first so /-/healthy answers during WAL replay;
+    // /-/ready turns 200 only once the storage is open.
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+
+    let db_dir = flags.storage_tsdb_path.clone();
+    tracing::info!(path = %db_dir.display(), "Opening storage");
+    let started = std::time::Instant::now();
+    let db = tokio::task::spawn_blocking(move || ember_tsdb::Db::open(&db_dir, ember_tsdb::DbOptions::default()))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("opening storage failed: {e}"))?;
+    let replay = db.replay_stats().clone();
+    tracing::info!(
+        duration = ?started.elapsed(),
+        segments = replay.segments,
+        series = replay.series,
+        samples = replay.samples,
+        "TSDB started"
+    );
+    let _ = tsdb_metrics.set(db.metrics().clone());
+    let db = Arc::new(db);
+    state.set_storage(db.clone());
     state.set_ready();
     tracing::info!("Server is ready to receive web requests.");
-    let quit_state = state.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+
+    // The WAL is fsynced on a timer (its sync policy), not per commit.
+    let sync_db = db.clone();
+    let mut sync_stop = stop_rx.clone();
+    let syncer = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
             tokio::select! {
-                _ = shutdown_signal() => {}
-                _ = quit_state.quit_requested() => tracing::warn!("Received termination request via web service, exiting gracefully..."),
+                _ = tick.tick() => {
+                    let d = sync_db.clone();
+                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || d.sync()).await {
+                        tracing::error!(err = %e, "WAL fsync failed");
+                    }
+                }
+                _ = sync_stop.changed() => break,
             }
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+        }
+    });
+
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = quit_state.quit_requested() => tracing::warn!("Received termination request via web service, exiting gracefully..."),
+    }
+    let _ = stop_tx.send(true);
+    let _ = syncer.await;
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(err = %e, "web server failed"),
+        Err(e) => tracing::error!(err = %e, "web server task failed"),
+    }
+    // Everything appended so far reaches the disk before we exit.
+    let d = db.clone();
+    match tokio::task::spawn_blocking(move || d.sync()).await {
+        Ok(Ok(())) => tracing::info!("TSDB closed"),
+        Ok(Err(e)) => tracing::error!(err = %e, "final WAL fsync failed"),
+        Err(e) => tracing::error!(err = %e, "final WAL fsync failed"),
+    }
     tracing::info!("See you next time!");
     Ok(())
 }

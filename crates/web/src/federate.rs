@@ -23,7 +23,7 @@ pub(crate) async fn federate(
         Ok(s) => s,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{}\n", e.message)).into_response(),
     };
-    let Some(st) = s.inner.storage.clone() else {
+    let Ok(st) = s.storage() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "storage is not ready\n").into_response();
     };
     let lookback = s.inner.lookback_delta_ms;

@@ -45,7 +45,9 @@ struct Inner {
     lifecycle_enabled: bool,
     metrics: Vec<MetricsSource>,
     shutdown: tokio::sync::Notify,
-    storage: Option<Arc<dyn Storage>>,
+    /// Set once the TSDB has replayed its WAL; until then data endpoints
+    /// answer 503 `unavailable`.
+    storage: std::sync::OnceLock<Arc<dyn Storage>>,
     remote_write_receiver: bool,
     lookback_delta_ms: i64,
     query: QueryConfig,
@@ -92,7 +94,7 @@ impl AppState {
                 lifecycle_enabled: opts.enable_lifecycle,
                 metrics,
                 shutdown: tokio::sync::Notify::new(),
-                storage,
+                storage: storage.map(std::sync::OnceLock::from).unwrap_or_default(),
                 remote_write_receiver: opts.enable_remote_write_receiver,
                 lookback_delta_ms: if opts.lookback_delta_ms > 0 {
                     opts.lookback_delta_ms
@@ -106,6 +108,21 @@ impl AppState {
                 },
             }),
         }
+    }
+
+    /// Installs the storage once it is open (WAL replayed). Later calls are
+    /// ignored.
+    pub fn set_storage(&self, storage: Arc<dyn Storage>) {
+        let _ = self.inner.storage.set(storage);
+    }
+
+    /// The storage, or the API's `unavailable` error while it is opening.
+    pub(crate) fn storage(&self) -> Result<Arc<dyn Storage>, api::ApiError> {
+        self.inner
+            .storage
+            .get()
+            .cloned()
+            .ok_or_else(|| api::ApiError::new(api::ErrorType::Unavailable, "storage is not ready"))
     }
 
     /// Marks the server ready (`/-/ready` answers 200 from now on).

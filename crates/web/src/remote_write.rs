@@ -30,7 +30,7 @@ fn check_headers(h: &HeaderMap) -> Result<(), (StatusCode, String)> {
 }
 
 pub(crate) async fn write(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(storage) = s.inner.storage.clone().filter(|_| s.inner.remote_write_receiver) else {
+    let Some(storage) = s.storage().ok().filter(|_| s.inner.remote_write_receiver) else {
         return (
             StatusCode::NOT_FOUND,
             "remote write receiver needs to be enabled with --web.enable-remote-write-receiver\n",

@@ -4,14 +4,16 @@
 //! work), at most `--query.max-concurrency` at a time, each bounded by
 //! `--query.timeout` (or the request's smaller `timeout`).
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use ember_model::Timestamp;
-use ember_promql::engine::{EvalError, Value};
+use ember_promql::engine::{EvalError, QueryControl, QueryResult, Value};
 use ember_promql::{Expr, ValueType};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
@@ -136,21 +138,37 @@ impl Serialize for QueryAnswer {
 
 fn parse_query(p: &Params) -> Result<Expr, ApiError> {
     let q = p.get("query").unwrap_or("");
-    ember_promql::parse_with_options(q, ember_promql::ParseOptions { experimental_functions: true })
-        .map_err(|e| invalid_param("query", e))
+    // Duration expressions are on by default since Prometheus 3.14.
+    let opts = ember_promql::ParseOptions { experimental_functions: true, duration_expressions: true };
+    ember_promql::parse_with_options(q, opts).map_err(|e| invalid_param("query", e))
 }
 
 fn eval_error(e: EvalError) -> ApiError {
     match e {
         EvalError::Storage(s) => ApiError::new(ErrorType::Internal, s.to_string()),
+        EvalError::Timeout => ApiError::new(ErrorType::Timeout, e.to_string()),
+        EvalError::Canceled => ApiError::new(ErrorType::Canceled, e.to_string()),
         other => ApiError::new(ErrorType::Execution, other.to_string()),
     }
 }
 
-/// Runs `f` on the blocking pool under the concurrency limit and timeout.
-async fn run_query<F>(s: &AppState, timeout: Option<Duration>, f: F) -> Result<Value, ApiError>
+/// Sets the query's cancel flag when dropped: when the handler future is
+/// dropped (the client went away) or finishes, a still-running evaluation
+/// on the blocking pool stops at its next check.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs `f` on the blocking pool under the concurrency limit, with a
+/// `QueryControl` whose deadline is the timeout and whose cancel flag is
+/// set if this future is dropped.
+async fn run_query<F>(s: &AppState, timeout: Option<Duration>, query: &str, f: F) -> Result<QueryResult, ApiError>
 where
-    F: FnOnce() -> Result<Value, EvalError> + Send + 'static,
+    F: FnOnce(QueryControl) -> Result<QueryResult, EvalError> + Send + 'static,
 {
     let limit = s.inner.query.timeout;
     let timeout = timeout.map_or(limit, |t| t.min(limit));
@@ -161,8 +179,19 @@ where
         .acquire()
         .await
         .map_err(|_| ApiError::new(ErrorType::Unavailable, "query engine is shutting down"))?;
-    let task = tokio::task::spawn_blocking(f);
-    match tokio::time::timeout(timeout, task).await {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let _guard = CancelOnDrop(cancel.clone());
+    let ctl = QueryControl {
+        deadline: Instant::now().checked_add(timeout),
+        cancel: Some(cancel),
+        query: query.to_string(),
+    };
+    let task = tokio::task::spawn_blocking(move || f(ctl));
+    // The engine stops itself at the deadline; this bound only covers work
+    // between its checks (e.g. a slow storage call). Dropping `_guard`
+    // then cancels the evaluation.
+    let backstop = timeout.saturating_add(Duration::from_millis(500));
+    match tokio::time::timeout(backstop, task).await {
         Err(_) => Err(ApiError::new(ErrorType::Timeout, "query timed out in expression evaluation")),
         Ok(Err(join)) => Err(ApiError::new(ErrorType::Internal, join.to_string())),
         Ok(Ok(r)) => r.map_err(eval_error),
@@ -183,14 +212,12 @@ pub(crate) async fn query(
     let timeout = timeout_param(&p)?;
     let ts = p.time("time", ember_model::sample::now_millis())?;
     let expr = parse_query(&p)?;
-    let st = s
-        .inner
-        .storage
-        .clone()
-        .ok_or_else(|| ApiError::new(ErrorType::Unavailable, "storage is not ready"))?;
+    let st = s.storage()?;
     let engine = s.inner.query.engine.clone();
-    let v = run_query(&s, timeout, move || engine.instant_query(&*st, &expr, ts)).await?;
-    Ok(success(QueryAnswer(v), vec![], vec![]))
+    let text = p.get("query").unwrap_or("");
+    let r = run_query(&s, timeout, text, move |ctl| engine.instant_query_full(&*st, &expr, ts, Some(&ctl)))
+        .await?;
+    Ok(success(QueryAnswer(r.value), r.warnings, r.infos))
 }
 
 pub(crate) async fn query_range(
@@ -233,16 +260,14 @@ pub(crate) async fn query_range(
             ),
         ));
     }
-    let st = s
-        .inner
-        .storage
-        .clone()
-        .ok_or_else(|| ApiError::new(ErrorType::Unavailable, "storage is not ready"))?;
+    let st = s.storage()?;
     let engine = s.inner.query.engine.clone();
-    let v =
-        run_query(&s, timeout, move || engine.range_query(&*st, &expr, start, end, step).map(Value::Matrix))
-            .await?;
-    Ok(success(QueryAnswer(v), vec![], vec![]))
+    let text = p.get("query").unwrap_or("");
+    let r = run_query(&s, timeout, text, move |ctl| {
+        engine.range_query_full(&*st, &expr, start, end, step, Some(&ctl))
+    })
+    .await?;
+    Ok(success(QueryAnswer(r.value), r.warnings, r.infos))
 }
 
 fn required_time(p: &Params, name: &str) -> Result<Timestamp, ApiError> {
@@ -265,6 +290,91 @@ pub(crate) async fn format_query(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use ember_model::memory::MemStorage;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use crate::{router, AppState, Options};
+
+    fn state() -> AppState {
+        let s = MemStorage::new();
+        let l = ember_model::Labels::from_pairs(&[("__name__", "x")]);
+        for i in 0..2000 {
+            s.add(&l, i * 60_000, i as f64).unwrap();
+        }
+        AppState::new(Options::default(), Some(Arc::new(s)), vec![])
+    }
+
+    async fn get(state: AppState, uri: &str) -> (u16, serde_json::Value) {
+        let resp = router(state).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn heavy_query_times_out_in_the_engine() {
+        // Nested subqueries at 1s resolution over a day: many seconds of
+        // work. With timeout=50ms the engine itself must give up: the
+        // answer comes before the 500ms backstop would fire.
+        let q = "count_over_time((count_over_time(x[1h:1s]))[1d:1s])";
+        let uri = format!(
+            "/api/v1/query?time=86400&timeout=50ms&query={}",
+            form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+        );
+        let started = Instant::now();
+        let (status, v) = get(state(), &uri).await;
+        let took = started.elapsed();
+        assert_eq!(status, 503, "{v}");
+        assert_eq!(v["errorType"], "timeout");
+        assert_eq!(v["error"], "query timed out in expression evaluation");
+        assert!(took < Duration::from_millis(450), "took {took:?}");
+    }
+
+    #[tokio::test]
+    async fn annotations_in_the_envelope() {
+        let q = form_urlencoded::byte_serialize(b"rate(x[5m])").collect::<String>();
+        let (status, v) = get(state(), &format!("/api/v1/query?time=600&query={q}")).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(
+            v["infos"],
+            serde_json::json!([
+                "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"x\" (1:6)"
+            ])
+        );
+        let q = form_urlencoded::byte_serialize(b"sort(x)").collect::<String>();
+        let (status, v) = get(state(), &format!("/api/v1/query_range?start=0&end=120&step=60&query={q}")).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["warnings"].as_array().map(Vec::len), Some(1), "{v}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropped_request_cancels_the_evaluation() {
+        let s = state();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The "evaluation" waits for its cancel flag (at most 5s) and
+        // reports whether it saw it.
+        let fut = run_query(&s, None, "q", move |ctl| {
+            let flag = ctl.cancel.clone().unwrap();
+            let started = Instant::now();
+            while !flag.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let _ = tx.send(flag.load(Ordering::Relaxed));
+            Err(EvalError::Canceled)
+        });
+        // The client goes away: the handler future is dropped.
+        assert!(tokio::time::timeout(Duration::from_millis(50), fut).await.is_err());
+        let saw = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(2))).await.unwrap();
+        assert_eq!(saw, Ok(true));
+        let e = eval_error(EvalError::Canceled);
+        assert_eq!(e.kind.status().as_u16(), 499);
+    }
 
     #[test]
     fn times_like_prometheus() {

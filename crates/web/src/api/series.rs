@@ -18,7 +18,7 @@ use crate::AppState;
 const TRUNCATED: &str = "results truncated due to limit";
 
 fn storage(s: &AppState) -> Result<Arc<dyn Storage>, ApiError> {
-    s.inner.storage.clone().ok_or_else(|| ApiError::new(ErrorType::Unavailable, "storage is not ready"))
+    s.storage()
 }
 
 /// Runs synchronous storage work on the blocking pool.
