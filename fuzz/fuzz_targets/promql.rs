@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(input) = std::str::from_utf8(data) else { return };
     let _ = parse_metric_selector(input);
     for experimental_functions in [false, true] {
-        let opts = ParseOptions { experimental_functions };
+        let opts = ParseOptions { experimental_functions, ..ParseOptions::default() };
         let Ok(expr) = parse_with_options(input, opts) else { continue };
         let printed = expr.to_string();
         let again = match parse_with_options(&printed, opts) {

@@ -146,7 +146,81 @@ pub struct MatrixSelector {
     pub vs: VectorSelector,
     /// Milliseconds.
     pub range: i64,
+    /// A duration expression that depends on the query (`[step() * 2]`),
+    /// resolved into `range` when the query runs. Constant duration
+    /// expressions are folded into `range` by the parser.
+    pub range_expr: Option<DurationExpr>,
     pub end_pos: usize,
+}
+
+/// A duration expression (Prometheus 3's duration arithmetic), in seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DurationExpr {
+    Seconds(f64),
+    /// `step()`: the query's step (0 for an instant query).
+    Step,
+    /// `range()`: the query's time range (end - start).
+    Range,
+    Neg(Box<DurationExpr>),
+    Binary(BinaryOp, Box<DurationExpr>, Box<DurationExpr>),
+    MinOf(Box<DurationExpr>, Box<DurationExpr>),
+    MaxOf(Box<DurationExpr>, Box<DurationExpr>),
+}
+
+impl DurationExpr {
+    /// The value in seconds for a query with this step and range
+    /// (seconds). Division and modulo by zero give `None`.
+    pub fn eval(&self, step: f64, range: f64) -> Option<f64> {
+        Some(match self {
+            DurationExpr::Seconds(v) => *v,
+            DurationExpr::Step => step,
+            DurationExpr::Range => range,
+            DurationExpr::Neg(e) => -e.eval(step, range)?,
+            DurationExpr::MinOf(a, b) => a.eval(step, range)?.min(b.eval(step, range)?),
+            DurationExpr::MaxOf(a, b) => a.eval(step, range)?.max(b.eval(step, range)?),
+            DurationExpr::Binary(op, a, b) => {
+                let (a, b) = (a.eval(step, range)?, b.eval(step, range)?);
+                match op {
+                    BinaryOp::Add => a + b,
+                    BinaryOp::Sub => a - b,
+                    BinaryOp::Mul => a * b,
+                    BinaryOp::Div if b == 0.0 => return None,
+                    BinaryOp::Div => a / b,
+                    BinaryOp::Mod if b == 0.0 => return None,
+                    BinaryOp::Mod => a % b,
+                    BinaryOp::Pow => a.powf(b),
+                    _ => return None,
+                }
+            }
+        })
+    }
+
+    /// Whether the value depends on the query (`step()`, `range()`).
+    pub fn is_dynamic(&self) -> bool {
+        match self {
+            DurationExpr::Seconds(_) => false,
+            DurationExpr::Step | DurationExpr::Range => true,
+            DurationExpr::Neg(e) => e.is_dynamic(),
+            DurationExpr::Binary(_, a, b) | DurationExpr::MinOf(a, b) | DurationExpr::MaxOf(a, b) => {
+                a.is_dynamic() || b.is_dynamic()
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for DurationExpr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // Seconds as a plain number: reads back to the same value.
+            DurationExpr::Seconds(v) => f.write_str(&crate::printer::format_float(*v)),
+            DurationExpr::Step => f.write_str("step()"),
+            DurationExpr::Range => f.write_str("range()"),
+            DurationExpr::Neg(e) => write!(f, "-{e}"),
+            DurationExpr::Binary(op, a, b) => write!(f, "({a} {} {b})", op.as_str()),
+            DurationExpr::MinOf(a, b) => write!(f, "min_of({a}, {b})"),
+            DurationExpr::MaxOf(a, b) => write!(f, "max_of({a}, {b})"),
+        }
+    }
 }
 
 /// `expr[range:step]`; `step` 0 means the default evaluation interval.
@@ -163,7 +237,7 @@ pub struct SubqueryExpr {
 impl PartialEq for MatrixSelector {
     /// `end_pos` is a position: not compared.
     fn eq(&self, o: &Self) -> bool {
-        self.vs == o.vs && self.range == o.range
+        self.vs == o.vs && self.range == o.range && self.range_expr == o.range_expr
     }
 }
 

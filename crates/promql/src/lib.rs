@@ -10,10 +10,16 @@
 //! `ember_model::Queryable`.
 //!
 //! The grammar is Prometheus 3's default (non-experimental) grammar.
-//! Experimental syntax (duration arithmetic, `anchored`/`smoothed`, `fill`
-//! modifiers) is rejected with Prometheus's "not enabled" errors;
-//! experimental functions and the `limitk`/`limit_ratio` aggregations are
-//! accepted only with [`ParseOptions::experimental_functions`].
+//! Experimental syntax (`anchored`/`smoothed`, `fill` modifiers) is
+//! rejected with Prometheus's "not enabled" errors; experimental functions
+//! and the `limitk`/`limit_ratio` aggregations are accepted only with
+//! [`ParseOptions::experimental_functions`], duration expressions
+//! (`[1m * 2]`, `offset (10m / 2)`, `[step()]`) only with
+//! [`ParseOptions::duration_expressions`] (constant ones are folded at
+//! parse time; `step()`/`range()` are supported in range selectors only).
+//!
+//! `tests/promqltest.rs` runs the conformance corpus `testdata/promql`
+//! (promqltest format) against the engine.
 
 pub mod ast;
 pub mod engine;
@@ -25,9 +31,9 @@ mod printer;
 mod quote;
 
 pub use ast::{
-    AggregateExpr, AggregateOp, AtModifier, BinaryExpr, BinaryOp, Call, Cardinality, Expr, MatrixSelector,
-    NumberLiteral, ParenExpr, PosRange, StringLiteral, SubqueryExpr, UnaryExpr, UnaryOp, ValueType,
-    VectorMatching, VectorSelector,
+    AggregateExpr, AggregateOp, AtModifier, BinaryExpr, BinaryOp, Call, Cardinality, DurationExpr, Expr,
+    MatrixSelector, NumberLiteral, ParenExpr, PosRange, StringLiteral, SubqueryExpr, UnaryExpr, UnaryOp,
+    ValueType, VectorMatching, VectorSelector,
 };
 pub use error::ParseError;
 pub use functions::{get_function, Function, FUNCTIONS};

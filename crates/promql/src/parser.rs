@@ -20,6 +20,9 @@ pub struct ParseOptions {
     /// `--enable-feature=promql-experimental-functions`: experimental
     /// functions and the `limitk`/`limit_ratio` aggregations.
     pub experimental_functions: bool,
+    /// Duration expressions (`[1m * 2]`, `offset (10m / 2)`, `[step()]`),
+    /// on by default since Prometheus 3.14; off here unless asked for.
+    pub duration_expressions: bool,
 }
 
 /// Parses and type-checks a PromQL expression with default options.
@@ -725,8 +728,148 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// A duration expression (with `duration_expressions`): `+ - * / % ^`
+    /// with the usual precedence, parentheses, `step()`, `range()`,
+    /// `min_of(a, b)`, `max_of(a, b)`. `min_prec` 255 parses one operand.
+    fn parse_duration_expr(
+        &mut self,
+        min_prec: u8,
+        context: &str,
+        expected: &str,
+    ) -> Result<(DurationExpr, PosRange), ParseError> {
+        let t = self.peek();
+        let (mut lhs, mut r) = match t.kind {
+            T::Add | T::Sub => {
+                self.advance();
+                let (e, r) = self.parse_duration_expr(3, context, expected)?;
+                let e = if t.kind == T::Sub { DurationExpr::Neg(Box::new(e)) } else { e };
+                (e, PosRange::new(t.start, r.end))
+            }
+            T::Number | T::Duration => {
+                self.advance();
+                let v = if t.kind == T::Number {
+                    parse_number(t.text(self.input)).map_err(|m| self.err(t.start, t.end, m))?
+                } else {
+                    self.duration_token_seconds(t)?
+                };
+                (DurationExpr::Seconds(v), PosRange::new(t.start, t.end))
+            }
+            T::LeftParen => {
+                self.advance();
+                let (e, _) = self.parse_duration_expr(0, context, expected)?;
+                if self.peek().kind != T::RightParen {
+                    return Err(self.unexpected("duration expression", "\")\""));
+                }
+                let rp = self.advance();
+                (e, PosRange::new(t.start, rp.end))
+            }
+            T::Step | T::Range | T::MinOf | T::MaxOf => {
+                self.advance();
+                if self.peek().kind != T::LeftParen {
+                    return Err(self.unexpected("duration expression", "\"(\""));
+                }
+                self.advance();
+                let e = match t.kind {
+                    T::Step => DurationExpr::Step,
+                    T::Range => DurationExpr::Range,
+                    _ => {
+                        let (a, _) = self.parse_duration_expr(0, context, expected)?;
+                        if self.peek().kind != T::Comma {
+                            return Err(self.unexpected("duration expression", "\",\""));
+                        }
+                        self.advance();
+                        let (b, _) = self.parse_duration_expr(0, context, expected)?;
+                        if t.kind == T::MinOf {
+                            DurationExpr::MinOf(Box::new(a), Box::new(b))
+                        } else {
+                            DurationExpr::MaxOf(Box::new(a), Box::new(b))
+                        }
+                    }
+                };
+                if self.peek().kind != T::RightParen {
+                    return Err(self.unexpected("duration expression", "\")\""));
+                }
+                let rp = self.advance();
+                (e, PosRange::new(t.start, rp.end))
+            }
+            _ => return Err(self.unexpected(context, expected)),
+        };
+        if min_prec == 255 {
+            return Ok((lhs, r));
+        }
+        loop {
+            let op = match self.peek().kind {
+                T::Add => BinaryOp::Add,
+                T::Sub => BinaryOp::Sub,
+                T::Mul => BinaryOp::Mul,
+                T::Div => BinaryOp::Div,
+                T::Mod => BinaryOp::Mod,
+                T::Pow => BinaryOp::Pow,
+                _ => break,
+            };
+            let prec = match op {
+                BinaryOp::Add | BinaryOp::Sub => 1,
+                BinaryOp::Pow => 3,
+                _ => 2,
+            };
+            if prec < min_prec {
+                break;
+            }
+            self.advance();
+            // `^` is right-associative.
+            let next = if op == BinaryOp::Pow { prec } else { prec + 1 };
+            let (rhs, rr) = self.parse_duration_expr(next, context, expected)?;
+            lhs = DurationExpr::Binary(op, Box::new(lhs), Box::new(rhs));
+            r = PosRange::new(r.start, rr.end);
+        }
+        Ok((lhs, r))
+    }
+
+    /// A constant duration expression's value in seconds, checked.
+    fn fold_duration(&self, e: &DurationExpr, r: PosRange) -> Result<f64, ParseError> {
+        let v = e.eval(0.0, 0.0).ok_or_else(|| self.err_range(r, "division by zero"))?;
+        if duration_out_of_range(v) {
+            return Err(self.err_range(r, "duration out of range"));
+        }
+        Ok(v)
+    }
+
+    /// The range of a range selector: milliseconds, or a query-dependent
+    /// expression (then 0 ms).
+    fn parse_range_duration(
+        &mut self,
+        context: &str,
+        expected: &str,
+    ) -> Result<(i64, Option<DurationExpr>), ParseError> {
+        if !self.opts.duration_expressions {
+            return Ok((self.parse_positive_duration(context, expected)?, None));
+        }
+        let (e, r) = self.parse_duration_expr(0, context, expected)?;
+        if e.is_dynamic() {
+            return Ok((0, Some(e)));
+        }
+        let v = self.fold_duration(&e, r)?;
+        if v <= 0.0 {
+            return Err(self.err_range(r, "duration must be greater than 0"));
+        }
+        Ok((seconds_to_ms(v), None))
+    }
+
     /// A positive duration inside `[...]`, in milliseconds.
     fn parse_positive_duration(&mut self, context: &str, expected: &str) -> Result<i64, ParseError> {
+        if self.opts.duration_expressions {
+            let (e, r) = self.parse_duration_expr(0, context, expected)?;
+            if e.is_dynamic() {
+                return Err(
+                    self.err_range(r, "step() and range() are only supported in range selectors by ember")
+                );
+            }
+            let v = self.fold_duration(&e, r)?;
+            if v <= 0.0 {
+                return Err(self.err_range(r, "duration must be greater than 0"));
+            }
+            return Ok(seconds_to_ms(v));
+        }
         let (v, r) = self.parse_duration_literal(context, expected)?;
         // Arithmetic on durations is Prometheus's experimental duration
         // expression syntax.
@@ -741,8 +884,8 @@ impl<'a> Parser<'a> {
 
     fn parse_range_or_subquery(&mut self, e: Expr) -> Result<Expr, ParseError> {
         let lb = self.advance();
-        let range = self
-            .parse_positive_duration("subquery or range selector", "number, duration, step(), or range()")?;
+        let (range, range_expr) =
+            self.parse_range_duration("subquery or range selector", "number, duration, step(), or range()")?;
         match self.peek().kind {
             T::RightBracket => {
                 let rb = self.advance();
@@ -760,9 +903,16 @@ impl<'a> Parser<'a> {
                 let Expr::VectorSelector(vs) = e else {
                     return Err(self.err(lb.start, rb.end, "ranges only allowed for vector selectors"));
                 };
-                Ok(Expr::MatrixSelector(MatrixSelector { vs, range, end_pos: rb.end }))
+                Ok(Expr::MatrixSelector(MatrixSelector { vs, range, range_expr, end_pos: rb.end }))
             }
             T::Colon => {
+                if range_expr.is_some() {
+                    return Err(self.err(
+                        lb.start,
+                        self.peek().end,
+                        "step() and range() are only supported in range selectors by ember",
+                    ));
+                }
                 self.advance();
                 let step = if self.peek().kind == T::RightBracket {
                     0
@@ -792,7 +942,19 @@ impl<'a> Parser<'a> {
 
     fn parse_offset(&mut self, mut e: Expr) -> Result<Expr, ParseError> {
         self.advance();
-        let (v, _) = self.parse_duration_literal("offset", "number, duration, step(), or range()")?;
+        let v = if self.opts.duration_expressions {
+            // An offset takes one operand: a literal or a parenthesised
+            // expression.
+            let (e, r) = self.parse_duration_expr(255, "offset", "number, duration, step(), or range()")?;
+            if e.is_dynamic() {
+                return Err(
+                    self.err_range(r, "step() and range() are only supported in range selectors by ember")
+                );
+            }
+            self.fold_duration(&e, r)?
+        } else {
+            self.parse_duration_literal("offset", "number, duration, step(), or range()")?.0
+        };
         let ms = seconds_to_ms(v);
         let end = self.last_closing;
         let pos = e.pos_range();

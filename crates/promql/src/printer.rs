@@ -148,7 +148,10 @@ impl fmt::Display for Expr {
                 f,
                 "{}[{}]{}{}",
                 m.vs.selector_string(),
-                format_duration_ms(m.range),
+                match &m.range_expr {
+                    Some(e) => e.to_string(),
+                    None => format_duration_ms(m.range),
+                },
                 at_string(m.vs.at),
                 offset_string(m.vs.original_offset)
             ),

@@ -245,7 +245,7 @@ fn types() {
 
 #[test]
 fn experimental_functions_need_the_option() {
-    let opts = ParseOptions { experimental_functions: true };
+    let opts = ParseOptions { experimental_functions: true, ..ParseOptions::default() };
     for q in ["limitk(3, x)", "limit_ratio(0.5, x)", "mad_over_time(x[5m])", "sort_by_label(x, \"a\", \"b\")"]
     {
         assert!(parse(q).is_err(), "{q} must need the flag");

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use ember_model::{Labels, METRIC_NAME};
 
-use super::eval::{Eval, Evaluator, VecBuilder};
+use super::eval::{go_float, Eval, Evaluator, VecBuilder};
 use super::functions::{kahan_inc, quantile};
 use super::EvalError;
 use crate::ast::*;
@@ -35,12 +35,7 @@ pub(super) fn eval_aggregate(ev: &mut Evaluator<'_>, a: &AggregateExpr) -> Resul
     if a.op == AggregateOp::CountValues && string_param.is_empty() {
         return Err(EvalError::Execution(format!("invalid label name {:?}", string_param)));
     }
-    if matches!(a.op, AggregateOp::Limitk | AggregateOp::LimitRatio) {
-        return Err(EvalError::Execution(format!(
-            "aggregation {}() is not supported by ember yet",
-            a.op.as_str()
-        )));
-    }
+    let param_pos = a.param.as_ref().map(|p| p.pos_range()).unwrap_or(a.pos);
 
     // The group key of every input series, computed once.
     let mut keys: Vec<Labels> = Vec::new();
@@ -64,16 +59,43 @@ pub(super) fn eval_aggregate(ev: &mut Evaluator<'_>, a: &AggregateExpr) -> Resul
         .collect();
 
     let mut out = VecBuilder::new(n);
+    // Group index of each key at the current step (usize::MAX: none yet);
+    // reset after each step for the keys used.
+    let mut slot: Vec<usize> = vec![usize::MAX; keys.len()];
+    // Ops whose output is one sample per group, labelled by the group key.
+    let keyed = !matches!(
+        a.op,
+        AggregateOp::Topk
+            | AggregateOp::Bottomk
+            | AggregateOp::CountValues
+            | AggregateOp::Limitk
+            | AggregateOp::LimitRatio
+    );
+    let out_idx: Vec<u32> =
+        if keyed { keys.iter().map(|k| out.intern(k.clone())).collect() } else { Vec::new() };
     for (i, step) in v.steps.iter().enumerate() {
         ev.check_deadline()?;
+        for &(j, _) in step {
+            slot[series_key[j as usize] as usize] = usize::MAX;
+        }
         let mut groups: Vec<Group> = Vec::new();
-        let mut slot: HashMap<u32, usize> = HashMap::new();
         for &(j, x) in step {
             let key = series_key[j as usize];
-            let gi = *slot.entry(key).or_insert_with(|| {
-                groups.push(Group { key, count: 0.0, value: x, comp: 0.0, mean: 0.0, values: Vec::new() });
-                groups.len() - 1
-            });
+            let gi = match slot[key as usize] {
+                usize::MAX => {
+                    groups.push(Group {
+                        key,
+                        count: 0.0,
+                        value: x,
+                        comp: 0.0,
+                        mean: 0.0,
+                        values: Vec::new(),
+                    });
+                    slot[key as usize] = groups.len() - 1;
+                    groups.len() - 1
+                }
+                gi => gi,
+            };
             let g = &mut groups[gi];
             let first = g.count == 0.0;
             g.count += 1.0;
@@ -112,7 +134,35 @@ pub(super) fn eval_aggregate(ev: &mut Evaluator<'_>, a: &AggregateExpr) -> Resul
                 | AggregateOp::LimitRatio => g.values.push((j, x)),
             }
         }
-        let param = scalar_param.get(i).copied().unwrap_or(f64::NAN);
+        let mut param = scalar_param.get(i).copied().unwrap_or(f64::NAN);
+        if a.op == AggregateOp::Quantile && !(0.0..=1.0).contains(&param) {
+            ev.annotate(
+                true,
+                format!("quantile value should be between 0 and 1, got {}", go_float(param)),
+                param_pos,
+            );
+        }
+        if a.op == AggregateOp::LimitRatio && !(-1.0..=1.0).contains(&param) {
+            if param.is_nan() {
+                return Err(EvalError::Execution(format!("Ratio value {} is NaN", go_float(param))));
+            }
+            let capped = param.clamp(-1.0, 1.0);
+            ev.annotate(
+                true,
+                format!(
+                    "ratio value should be between -1 and 1, got {}, capping to {}",
+                    go_float(param),
+                    go_float(capped)
+                ),
+                param_pos,
+            );
+            param = capped;
+        }
+        if matches!(a.op, AggregateOp::Topk | AggregateOp::Bottomk | AggregateOp::Limitk)
+            && !(param >= i64::MIN as f64 && param <= i64::MAX as f64)
+        {
+            return Err(EvalError::Execution(format!("Scalar value {} overflows int64", go_float(param))));
+        }
         for g in groups {
             let key = &keys[g.key as usize];
             let value = match a.op {
@@ -128,9 +178,6 @@ pub(super) fn eval_aggregate(ev: &mut Evaluator<'_>, a: &AggregateExpr) -> Resul
                     quantile(param, &mut vals)
                 }
                 AggregateOp::Topk | AggregateOp::Bottomk => {
-                    if param.is_nan() {
-                        return Err(EvalError::Execution("Parameter value is NaN".into()));
-                    }
                     let k =
                         if param >= g.values.len() as f64 { g.values.len() } else { param.max(0.0) as usize };
                     let mut vals = g.values;
@@ -167,9 +214,33 @@ pub(super) fn eval_aggregate(ev: &mut Evaluator<'_>, a: &AggregateExpr) -> Resul
                     }
                     continue;
                 }
-                AggregateOp::Limitk | AggregateOp::LimitRatio => continue,
+                AggregateOp::Limitk => {
+                    // The first k series of the group in input order.
+                    let k =
+                        if param >= g.values.len() as f64 { g.values.len() } else { param.max(0.0) as usize };
+                    for &(j, x) in g.values.iter().take(k) {
+                        out.push(i, v.labels[j as usize].clone(), x)?;
+                    }
+                    continue;
+                }
+                AggregateOp::LimitRatio => {
+                    // A series is kept when its label hash, as a fraction of
+                    // the hash space, is below r (r >= 0) or at least 1 + r
+                    // (r < 0), so r and -(1 - r) partition any input and the
+                    // choice is stable across steps.
+                    for &(j, x) in &g.values {
+                        let l = &v.labels[j as usize];
+                        let offset = l.stable_hash() as f64 / u64::MAX as f64;
+                        let keep = if param >= 0.0 { offset < param } else { offset >= 1.0 + param };
+                        if keep {
+                            out.push(i, l.clone(), x)?;
+                        }
+                    }
+                    continue;
+                }
             };
-            out.push(i, key.clone(), value)?;
+            // Group keys are distinct, so no duplicate check is needed.
+            out.push_index(i, out_idx[g.key as usize], value);
         }
     }
     Ok(Eval::Vector(out.finish()))

@@ -222,6 +222,7 @@ fn vector_vector(b: &BinaryExpr, vm: &VectorMatching, l: StepVec, r: StepVec) ->
             one_side.insert(sig, (j, v));
         }
         let mut matched: HashMap<&Labels, HashSet<Labels>> = HashMap::new();
+        let mut seen: HashSet<&Labels> = HashSet::new();
         for &(j, mv) in &many.steps[i] {
             let sig = &many_sig[j as usize];
             let Some(&(oj, ov)) = one_side.get(sig) else { continue };
@@ -230,6 +231,14 @@ fn vector_vector(b: &BinaryExpr, vm: &VectorMatching, l: StepVec, r: StepVec) ->
             if b.return_bool {
                 val = if keep { 1.0 } else { 0.0 };
                 keep = true;
+            }
+            // Since Prometheus 3.9 a one-to-one match is checked for
+            // uniqueness before a comparison filters the sample out.
+            if vm.card == Cardinality::OneToOne && !seen.insert(sig) {
+                return Err(EvalError::Execution(
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
+                        .into(),
+                ));
             }
             if !keep {
                 continue;

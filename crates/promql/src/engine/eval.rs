@@ -2,10 +2,12 @@
 //! result representation shared by operators and functions.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use ember_model::{is_stale_nan, Labels, Matcher, Querier, Queryable, SelectHints, Timestamp, METRIC_NAME};
 
-use super::{EvalError, InstantSample, RangeSeries, Value};
+use super::{EvalError, InstantSample, QueryControl, QueryResult, QueryStats, RangeSeries, Value};
 use crate::ast::*;
 
 /// Prometheus's limit on the points of a range query per series.
@@ -59,8 +61,26 @@ impl Engine {
         expr: &Expr,
         ts: Timestamp,
     ) -> Result<Value, EvalError> {
-        let mut ev = Evaluator::new(&self.opts, storage, expr, ts, ts, 1)?;
-        Ok(match ev.eval(expr)? {
+        self.instant_query_full(storage, expr, ts, None).map(|r| r.value)
+    }
+
+    /// Evaluates `expr` at `ts` (milliseconds) under `ctl` (deadline and
+    /// cancellation; without it, `EngineOptions::timeout` applies), with
+    /// the annotations the evaluation produced.
+    pub fn instant_query_full(
+        &self,
+        storage: &dyn Queryable,
+        expr: &Expr,
+        ts: Timestamp,
+        ctl: Option<&QueryControl>,
+    ) -> Result<QueryResult, EvalError> {
+        let started = std::time::Instant::now();
+        let resolved = resolve_durations(expr, 0, 0)?;
+        let expr = resolved.as_ref().unwrap_or(expr);
+        let mut ev = Evaluator::new(&self.opts, storage, expr, ts, ts, 1, ctl)?;
+        ev.stats.query_preparation = started.elapsed();
+        let eval_started = std::time::Instant::now();
+        let value = match ev.eval(expr)? {
             Eval::Scalar(v) => Value::Scalar(ts, v.first().copied().unwrap_or(f64::NAN)),
             Eval::String(s) => Value::String(ts, s),
             Eval::Vector(sv) => Value::Vector(
@@ -86,7 +106,9 @@ impl Engine {
                 }
                 Value::Matrix(out)
             }
-        })
+        };
+        ev.stats.inner_eval = eval_started.elapsed();
+        Ok(ev.into_result(value))
     }
 
     /// Evaluates `expr` at every `step` from `start` to `end` (all in
@@ -99,6 +121,23 @@ impl Engine {
         end: Timestamp,
         step: i64,
     ) -> Result<Vec<RangeSeries>, EvalError> {
+        self.range_query_full(storage, expr, start, end, step, None).map(|r| match r.value {
+            Value::Matrix(m) => m,
+            _ => Vec::new(),
+        })
+    }
+
+    /// A range query under `ctl`, with its annotations; the value is
+    /// always a `Value::Matrix`.
+    pub fn range_query_full(
+        &self,
+        storage: &dyn Queryable,
+        expr: &Expr,
+        start: Timestamp,
+        end: Timestamp,
+        step: i64,
+        ctl: Option<&QueryControl>,
+    ) -> Result<QueryResult, EvalError> {
         if step <= 0 {
             return Err(EvalError::Execution(
                 "zero or negative query resolution step widths are not accepted. Try a positive integer"
@@ -120,7 +159,12 @@ impl Engine {
                     .into(),
             ));
         }
-        let mut ev = Evaluator::new(&self.opts, storage, expr, start, end, step)?;
+        let started = std::time::Instant::now();
+        let resolved = resolve_durations(expr, step, end.saturating_sub(start))?;
+        let expr = resolved.as_ref().unwrap_or(expr);
+        let mut ev = Evaluator::new(&self.opts, storage, expr, start, end, step, ctl)?;
+        ev.stats.query_preparation = started.elapsed();
+        let eval_started = std::time::Instant::now();
         let mut out = match ev.eval(expr)? {
             Eval::Scalar(v) => vec![RangeSeries {
                 metric: Labels::empty(),
@@ -141,9 +185,69 @@ impl Engine {
                 return Err(EvalError::Execution("unexpected result type for range query".into()))
             }
         };
+        ev.stats.inner_eval = eval_started.elapsed();
+        let sort_started = std::time::Instant::now();
         out.sort_by(|a, b| a.metric.cmp(&b.metric));
-        Ok(out)
+        ev.stats.result_sort = sort_started.elapsed();
+        Ok(ev.into_result(Value::Matrix(out)))
     }
+}
+
+/// Resolves query-dependent duration expressions (`[step()]`) for a query
+/// with this step and range (milliseconds); `None` when there are none.
+fn resolve_durations(expr: &Expr, step: i64, range: i64) -> Result<Option<Expr>, EvalError> {
+    fn dynamic(e: &Expr) -> bool {
+        match e {
+            Expr::MatrixSelector(m) => m.range_expr.is_some(),
+            Expr::Paren(p) => dynamic(&p.expr),
+            Expr::Unary(u) => dynamic(&u.expr),
+            Expr::Binary(b) => dynamic(&b.lhs) || dynamic(&b.rhs),
+            Expr::Aggregate(a) => dynamic(&a.expr) || a.param.as_deref().is_some_and(dynamic),
+            Expr::Call(c) => c.args.iter().any(dynamic),
+            Expr::Subquery(s) => dynamic(&s.expr),
+            Expr::Number(_) | Expr::String(_) | Expr::VectorSelector(_) => false,
+        }
+    }
+    fn resolve(e: &mut Expr, step: f64, range: f64) -> Result<(), EvalError> {
+        match e {
+            Expr::MatrixSelector(m) => {
+                if let Some(d) = m.range_expr.take() {
+                    let v =
+                        d.eval(step, range).ok_or_else(|| EvalError::Execution("division by zero".into()))?;
+                    if v.is_nan() || v <= 0.0 || v * 1000.0 >= i64::MAX as f64 {
+                        return Err(EvalError::Execution(format!(
+                            "duration must be greater than 0, got {}",
+                            go_float(v)
+                        )));
+                    }
+                    m.range = (v * 1000.0).round() as i64;
+                }
+                Ok(())
+            }
+            Expr::Paren(p) => resolve(&mut p.expr, step, range),
+            Expr::Unary(u) => resolve(&mut u.expr, step, range),
+            Expr::Binary(b) => {
+                resolve(&mut b.lhs, step, range)?;
+                resolve(&mut b.rhs, step, range)
+            }
+            Expr::Aggregate(a) => {
+                resolve(&mut a.expr, step, range)?;
+                match a.param.as_deref_mut() {
+                    Some(p) => resolve(p, step, range),
+                    None => Ok(()),
+                }
+            }
+            Expr::Call(c) => c.args.iter_mut().try_for_each(|a| resolve(a, step, range)),
+            Expr::Subquery(s) => resolve(&mut s.expr, step, range),
+            Expr::Number(_) | Expr::String(_) | Expr::VectorSelector(_) => Ok(()),
+        }
+    }
+    if !dynamic(expr) {
+        return Ok(None);
+    }
+    let mut e = expr.clone();
+    resolve(&mut e, step as f64 / 1000.0, range as f64 / 1000.0)?;
+    Ok(Some(e))
 }
 
 /// A loaded series: labels and samples in time order.
@@ -216,6 +320,28 @@ impl VecBuilder {
         Ok(())
     }
 
+    /// The index of `labels` as an output series, adding it if new. With
+    /// `push_index`, callers that map many inputs to fixed outputs hash
+    /// each label set once instead of once per step.
+    pub fn intern(&mut self, labels: Labels) -> u32 {
+        match self.index.get(&labels) {
+            Some(&i) => i,
+            None => {
+                let i = self.out.labels.len() as u32;
+                self.out.labels.push(labels.clone());
+                self.last_step.push(usize::MAX);
+                self.index.insert(labels, i);
+                i
+            }
+        }
+    }
+
+    /// Adds a value for an interned series. The caller guarantees that no
+    /// other input maps to `idx` (so no duplicate check is needed).
+    pub fn push_index(&mut self, step: usize, idx: u32, v: f64) {
+        self.out.steps[step].push((idx, v));
+    }
+
     pub fn finish(self) -> StepVec {
         self.out
     }
@@ -247,8 +373,33 @@ impl Windows {
         }
     }
 
+    /// Index of the first sample of series `j`'s window.
+    pub fn start(&self, j: usize) -> usize {
+        self.lo[j]
+    }
+
     pub fn get<'s>(&self, series: &'s [RawSeries], j: usize) -> &'s [(Timestamp, f64)] {
         &series[j].samples[self.lo[j]..self.hi[j]]
+    }
+}
+
+/// A query's deadline and cancel flag.
+struct Control {
+    deadline: Option<std::time::Instant>,
+    cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Control {
+    fn check(&mut self) -> Result<(), EvalError> {
+        if let Some(c) = &self.cancel {
+            if c.load(Ordering::Relaxed) {
+                return Err(EvalError::Canceled);
+            }
+        }
+        match self.deadline {
+            Some(d) if std::time::Instant::now() >= d => Err(EvalError::Timeout),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -265,7 +416,12 @@ pub(super) struct Evaluator<'a> {
     default_subquery_step: i64,
     max_samples: usize,
     loaded: usize,
-    deadline: Option<std::time::Instant>,
+    stats: QueryStats,
+    ctl: Control,
+    warnings: Vec<String>,
+    infos: Vec<String>,
+    /// The query text, for annotation positions.
+    pub query: String,
 }
 
 /// The widest time range any selector in `e` reads, for a query over
@@ -329,6 +485,7 @@ impl<'a> Evaluator<'a> {
         start: Timestamp,
         end: Timestamp,
         step: i64,
+        ctl: Option<&QueryControl>,
     ) -> Result<Evaluator<'a>, EvalError> {
         let (mint, maxt) = time_range(expr, start, end, (start, end), opts.lookback_delta);
         let (mint, maxt) = if mint > maxt { (start, end) } else { (mint, maxt) };
@@ -344,8 +501,44 @@ impl<'a> Evaluator<'a> {
             default_subquery_step: opts.default_subquery_step.max(1),
             max_samples: opts.max_samples,
             loaded: 0,
-            deadline: opts.timeout.and_then(|t| std::time::Instant::now().checked_add(t)),
+            stats: QueryStats::default(),
+            ctl: Control {
+                deadline: match ctl {
+                    Some(c) => c.deadline,
+                    None => opts.timeout.and_then(|t| std::time::Instant::now().checked_add(t)),
+                },
+                cancel: ctl.and_then(|c| c.cancel.clone()),
+            },
+            warnings: Vec::new(),
+            infos: Vec::new(),
+            query: ctl.map(|c| c.query.clone()).unwrap_or_default(),
         })
+    }
+
+    fn into_result(mut self, value: Value) -> QueryResult {
+        self.stats.peak_samples = self.loaded as u64;
+        QueryResult { value, warnings: self.warnings, infos: self.infos, stats: self.stats }
+    }
+
+    /// Records an annotation (a warning, else an info) about the node at
+    /// `pos`, as Prometheus 3 words it: `PromQL warning: <msg> (line:col)`.
+    /// Each text is kept once, as in Prometheus's annotation set.
+    pub fn annotate(&mut self, warning: bool, msg: String, pos: PosRange) {
+        let kind = if warning { "PromQL warning" } else { "PromQL info" };
+        let text = match start_pos(&self.query, pos.start) {
+            Some(p) => format!("{kind}: {msg} ({p})"),
+            None => format!("{kind}: {msg}"),
+        };
+        let list = if warning { &mut self.warnings } else { &mut self.infos };
+        if !list.contains(&text) {
+            list.push(text);
+        }
+    }
+
+    /// Whether the query being evaluated is a range query (Prometheus:
+    /// start != end).
+    pub fn is_range_query(&self) -> bool {
+        self.query_start != self.query_end
     }
 
     pub fn n_steps(&self) -> usize {
@@ -384,11 +577,8 @@ impl<'a> Evaluator<'a> {
 
     /// Fails once the query's deadline has passed; called per node, per
     /// loaded series and per step of the longer loops.
-    pub fn check_deadline(&self) -> Result<(), EvalError> {
-        match self.deadline {
-            Some(d) if std::time::Instant::now() >= d => Err(EvalError::Timeout),
-            _ => Ok(()),
-        }
+    pub fn check_deadline(&mut self) -> Result<(), EvalError> {
+        self.ctl.check()
     }
 
     /// Counts samples or points held in memory against the limit.
@@ -412,11 +602,15 @@ impl<'a> Evaluator<'a> {
         let set = self.querier.select(false, &hints, matchers)?;
         let mut out = Vec::new();
         let mut loaded = 0;
+        let mut last_len = 0;
         for s in set {
-            self.check_deadline()?;
+            self.ctl.check()?;
             let s = s?;
             let mut it = s.samples;
-            let mut samples = Vec::new();
+            // Series of one selection usually hold similar sample counts:
+            // sizing by the previous one avoids regrowing (and copying)
+            // the buffer.
+            let mut samples = Vec::with_capacity(last_len);
             if it.seek(mint) {
                 loop {
                     let (t, v) = it.at();
@@ -435,10 +629,12 @@ impl<'a> Evaluator<'a> {
                 return Err(e.into());
             }
             loaded += samples.len();
+            last_len = samples.len();
             if !samples.is_empty() {
                 out.push(RawSeries { labels: s.labels, samples });
             }
         }
+        self.stats.total_queryable_samples += loaded as u64;
         self.account(loaded)?;
         Ok(out)
     }
@@ -570,6 +766,43 @@ impl<'a> Evaluator<'a> {
             _ => Err(EvalError::Execution("expected scalar".into())),
         }
     }
+}
+
+/// Prometheus's `PositionRange.StartPosInput`: `line:col` of byte `pos`
+/// in the query, both 1-based; `None` without a query text.
+fn start_pos(query: &str, pos: usize) -> Option<String> {
+    if query.is_empty() || pos > query.len() {
+        return None;
+    }
+    let before = query.get(..pos)?;
+    let line = 1 + before.matches('\n').count();
+    let col = pos as i64 - before.rfind('\n').map_or(-1, |i| i as i64);
+    Some(format!("{line}:{col}"))
+}
+
+/// Formats a float like Go's `%g` (shortest representation; exponent
+/// form for very large or small magnitudes, `+Inf`/`-Inf`/`NaN`).
+pub(super) fn go_float(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    let a = v.abs();
+    if a != 0.0 && !(1e-4..1e21).contains(&a) {
+        // Rust prints `1e21` / `1.5e-7`; Go prints `1e+21` / `1.5e-07`.
+        let s = format!("{v:e}");
+        if let Some((m, e)) = s.split_once('e') {
+            let (sign, digits) = match e.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', e),
+            };
+            return format!("{m}e{sign}{digits:0>2}");
+        }
+        return s;
+    }
+    format!("{v}")
 }
 
 /// Applies `f` to every value (dropping samples where it returns `None`),

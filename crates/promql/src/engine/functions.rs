@@ -3,7 +3,9 @@
 
 use ember_model::{time::civil_from_days, FastRegex, Labels, MatchOp, Timestamp, METRIC_NAME};
 
-use super::eval::{drop_metric_name, map_vector, Eval, Evaluator, MatrixData, StepVec, VecBuilder, Windows};
+use super::eval::{
+    drop_metric_name, go_float, map_vector, Eval, Evaluator, MatrixData, StepVec, VecBuilder, Windows,
+};
 use super::EvalError;
 use crate::ast::*;
 
@@ -77,14 +79,63 @@ fn over_windows(
     keep_name: bool,
     mut f: impl FnMut(&[(Timestamp, f64)], Timestamp, usize) -> Option<f64>,
 ) -> Result<StepVec, EvalError> {
+    over_windows_at(ev, m, keep_name, |s, te, i, _| f(s, te, i))
+}
+
+/// `over_windows` whose `f` also gets `(series index, index of the
+/// window's first sample in the series)`, for per-series precomputation.
+fn over_windows_at(
+    ev: &mut Evaluator<'_>,
+    m: &MatrixData,
+    keep_name: bool,
+    mut f: impl FnMut(&[(Timestamp, f64)], Timestamp, usize, (usize, usize)) -> Option<f64>,
+) -> Result<StepVec, EvalError> {
     let n = ev.n_steps();
     let labels: Vec<Labels> = if keep_name {
         m.series.iter().map(|s| s.labels.clone()).collect()
     } else {
         m.series.iter().map(|s| drop_metric_name(&s.labels)).collect()
     };
-    let mut w = Windows::new(m.series.len());
     let mut out = VecBuilder::new(n);
+    // Fast path: when every input series has its own output label set (the
+    // usual case), walk series by series (cache-friendly, one hash per
+    // series); otherwise step by step with the duplicate check.
+    let idx: Vec<u32> = labels.iter().map(|l| out.intern(l.clone())).collect();
+    let unique = {
+        let mut seen = vec![false; out_len(&idx)];
+        idx.iter().all(|&k| !std::mem::replace(&mut seen[k as usize], true))
+    };
+    if unique {
+        let times: Vec<Timestamp> = (0..n).map(|i| ev.sel_time(m.at, m.offset, i)).collect();
+        for (j, s) in m.series.iter().enumerate() {
+            ev.check_deadline()?;
+            let samples = &s.samples;
+            let (mut lo, mut hi) = (0usize, 0usize);
+            for (i, &te) in times.iter().enumerate() {
+                // Windows can be long (subqueries): check every 64 steps.
+                if i % 64 == 63 {
+                    ev.check_deadline()?;
+                }
+                while hi < samples.len() && samples[hi].0 <= te {
+                    hi += 1;
+                }
+                let start = te.saturating_sub(m.range);
+                while lo < hi && samples[lo].0 <= start {
+                    lo += 1;
+                }
+                if lo == hi {
+                    continue;
+                }
+                if let Some(v) = f(&samples[lo..hi], te, i, (j, lo)) {
+                    out.push_index(i, idx[j], v);
+                }
+            }
+        }
+        let result = out.finish();
+        ev.account(result.steps.iter().map(Vec::len).sum())?;
+        return Ok(result);
+    }
+    let mut w = Windows::new(m.series.len());
     for i in 0..n {
         ev.check_deadline()?;
         let te = ev.sel_time(m.at, m.offset, i);
@@ -94,7 +145,7 @@ fn over_windows(
             if window.is_empty() {
                 continue;
             }
-            if let Some(v) = f(window, te, i) {
+            if let Some(v) = f(window, te, i, (j, w.start(j))) {
                 out.push(i, l.clone(), v)?;
             }
         }
@@ -104,12 +155,17 @@ fn over_windows(
     Ok(result)
 }
 
+fn out_len(idx: &[u32]) -> usize {
+    idx.iter().map(|&k| k as usize + 1).max().unwrap_or(0)
+}
+
 /// `rate`, `increase`, `delta`: Prometheus's extrapolated rate.
 fn extrapolated_rate(
     s: &[(Timestamp, f64)],
     range_start: Timestamp,
     range_end: Timestamp,
     range_ms: i64,
+    has_resets: bool,
     is_counter: bool,
     is_rate: bool,
 ) -> Option<f64> {
@@ -119,7 +175,7 @@ fn extrapolated_rate(
     let (first_t, first_v) = s[0];
     let (last_t, last_v) = s[s.len() - 1];
     let mut result = last_v - first_v;
-    if is_counter {
+    if has_resets {
         for w in s.windows(2) {
             if w[1].1 < w[0].1 {
                 result += w[0].1;
@@ -384,7 +440,7 @@ pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call) -> Result<Eval, EvalEr
                 if hi[i] < lo[i] {
                     None
                 } else {
-                    Some(lo[i].max(hi[i].min(x)))
+                    Some(go_max(lo[i], go_min(hi[i], x)))
                 }
             })?)
         }
@@ -405,6 +461,7 @@ pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call) -> Result<Eval, EvalEr
         }
         "sort" | "sort_desc" => {
             let mut v = ev.eval_vector(arg(c, 0)?)?;
+            warn_sort_in_range_query(ev, c);
             let desc = name == "sort_desc";
             for step in &mut v.steps {
                 step.sort_by(|a, b| match (a.1.is_nan(), b.1.is_nan()) {
@@ -413,6 +470,31 @@ pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call) -> Result<Eval, EvalEr
                     (false, true) => std::cmp::Ordering::Less,
                     _ if desc => b.1.total_cmp(&a.1),
                     _ => a.1.total_cmp(&b.1),
+                });
+            }
+            Eval::Vector(v)
+        }
+        "sort_by_label" | "sort_by_label_desc" => {
+            let mut v = ev.eval_vector(arg(c, 0)?)?;
+            warn_sort_in_range_query(ev, c);
+            let names: Vec<String> = (1..c.args.len()).map(|i| string_arg(c, i)).collect::<Result<_, _>>()?;
+            let desc = name == "sort_by_label_desc";
+            let labels = &v.labels;
+            for step in &mut v.steps {
+                step.sort_by(|a, b| {
+                    let (la, lb) = (&labels[a.0 as usize], &labels[b.0 as usize]);
+                    let ord = names
+                        .iter()
+                        .map(|n| natural_cmp(la.get_or_empty(n), lb.get_or_empty(n)))
+                        .find(|o| o.is_ne())
+                        // Equal on every given label: the full label set
+                        // decides, for a stable order.
+                        .unwrap_or_else(|| la.cmp(lb));
+                    if desc {
+                        ord.reverse()
+                    } else {
+                        ord
+                    }
                 });
             }
             Eval::Vector(v)
@@ -480,9 +562,35 @@ pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call) -> Result<Eval, EvalEr
             let m = matrix_arg(ev, c, 0)?;
             let (counter, rate) = (name != "delta", name == "rate");
             let range = m.range;
-            Eval::Vector(over_windows(ev, &m, false, |s, te, _| {
-                extrapolated_rate(s, te.saturating_sub(range), te, range, counter, rate)
-            })?)
+            // For each sample, the index of the first counter reset at or
+            // after it (a drop from the previous sample): a window without
+            // one skips the reset scan.
+            let next_reset: Vec<Vec<u32>> = if counter {
+                m.series
+                    .iter()
+                    .map(|s| {
+                        let n = s.samples.len();
+                        let mut next = vec![n as u32; n + 1];
+                        for k in (1..n).rev() {
+                            next[k] =
+                                if s.samples[k].1 < s.samples[k - 1].1 { k as u32 } else { next[k + 1] };
+                        }
+                        next
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let mut any_window = false;
+            let result = over_windows_at(ev, &m, false, |s, te, _, (j, lo)| {
+                any_window = true;
+                let resets = counter && s.len() > 1 && (next_reset[j][lo + 1] as usize) < lo + s.len();
+                extrapolated_rate(s, te.saturating_sub(range), te, range, resets, counter, rate)
+            })?;
+            if counter && any_window {
+                warn_non_counters(ev, c, &m);
+            }
+            Eval::Vector(result)
         }
         "irate" | "idelta" => {
             let m = matrix_arg(ev, c, 0)?;
@@ -523,6 +631,67 @@ pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call) -> Result<Eval, EvalEr
                 })
             })?)
         }
+        "ts_of_min_over_time" | "ts_of_max_over_time" | "ts_of_first_over_time" | "ts_of_last_over_time" => {
+            let m = matrix_arg(ev, c, 0)?;
+            Eval::Vector(over_windows(ev, &m, false, |s, _, _| {
+                let t = match name {
+                    "ts_of_first_over_time" => s[0].0,
+                    "ts_of_last_over_time" => s[s.len() - 1].0,
+                    // Ties go to the last sample (`<=` / `>=`), unlike
+                    // min/max_over_time.
+                    _ => {
+                        let min = name == "ts_of_min_over_time";
+                        let (mut t, mut best) = s[0];
+                        for &(ts, v) in &s[1..] {
+                            let better = if min { v <= best } else { v >= best };
+                            if better || best.is_nan() {
+                                (best, t) = (v, ts);
+                            }
+                        }
+                        t
+                    }
+                };
+                Some(t as f64 / 1000.0)
+            })?)
+        }
+        "mad_over_time" => {
+            let m = matrix_arg(ev, c, 0)?;
+            let mut buf = Vec::new();
+            Eval::Vector(over_windows(ev, &m, false, |s, _, _| {
+                if s.iter().any(|p| p.1.is_nan()) {
+                    return Some(f64::NAN);
+                }
+                buf.clear();
+                buf.extend(s.iter().map(|&(_, v)| v));
+                let median = quantile(0.5, &mut buf);
+                for x in &mut buf {
+                    *x = (*x - median).abs();
+                }
+                Some(quantile(0.5, &mut buf))
+            })?)
+        }
+        "double_exponential_smoothing" => {
+            let m = matrix_arg(ev, c, 0)?;
+            let sf = ev.eval_scalar(arg(c, 1)?)?;
+            let tf = ev.eval_scalar(arg(c, 2)?)?;
+            for i in 0..n {
+                if !(sf[i] > 0.0 && sf[i] < 1.0) {
+                    return Err(EvalError::Execution(format!(
+                        "invalid smoothing factor. Expected: 0 < sf < 1, got: {:.6}",
+                        sf[i]
+                    )));
+                }
+                if !(tf[i] > 0.0 && tf[i] < 1.0) {
+                    return Err(EvalError::Execution(format!(
+                        "invalid trend factor. Expected: 0 < tf < 1, got: {:.6}",
+                        tf[i]
+                    )));
+                }
+            }
+            Eval::Vector(over_windows(ev, &m, false, |s, _, i| {
+                double_exponential_smoothing(s, sf[i], tf[i])
+            })?)
+        }
         "avg_over_time" | "sum_over_time" | "count_over_time" | "min_over_time" | "max_over_time"
         | "last_over_time" | "first_over_time" | "present_over_time" | "stddev_over_time"
         | "stdvar_over_time" => {
@@ -550,13 +719,44 @@ pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call) -> Result<Eval, EvalEr
         "histogram_quantile" => {
             let q = ev.eval_scalar(arg(c, 0)?)?;
             let v = ev.eval_vector(arg(c, 1)?)?;
-            Eval::Vector(classic_histograms(v, |i, b| bucket_quantile(q[i], b))?)
+            let mut forced = false;
+            // Steps whose out-of-range quantile was used (one flag per
+            // step, however many groups).
+            let mut bad_q = vec![false; n];
+            let (result, bad) = classic_histograms(v, |i, b| {
+                if !(0.0..=1.0).contains(&q[i]) {
+                    bad_q[i] = true;
+                }
+                let (v, f) = bucket_quantile(q[i], b);
+                forced |= f;
+                v
+            })?;
+            let qpos = arg(c, 0)?.pos_range();
+            let hpos = arg(c, 1)?.pos_range();
+            for x in (0..n).filter(|&i| bad_q[i]).map(|i| q[i]) {
+                ev.annotate(
+                    true,
+                    format!("quantile value should be between 0 and 1, got {}", go_float(x)),
+                    qpos,
+                );
+            }
+            warn_bad_buckets(ev, bad, hpos);
+            if forced {
+                ev.annotate(
+                    false,
+                    "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)".into(),
+                    hpos,
+                );
+            }
+            Eval::Vector(result)
         }
         "histogram_fraction" => {
             let lower = ev.eval_scalar(arg(c, 0)?)?;
             let upper = ev.eval_scalar(arg(c, 1)?)?;
             let v = ev.eval_vector(arg(c, 2)?)?;
-            Eval::Vector(classic_histograms(v, |i, b| bucket_fraction(lower[i], upper[i], b))?)
+            let (result, bad) = classic_histograms(v, |i, b| bucket_fraction(lower[i], upper[i], b))?;
+            warn_bad_buckets(ev, bad, arg(c, 2)?.pos_range());
+            Eval::Vector(result)
         }
         // Native-histogram functions ignore float samples; ember stores no
         // native histograms, so their result is always empty.
@@ -568,11 +768,24 @@ pub(super) fn eval_call(ev: &mut Evaluator<'_>, c: &Call) -> Result<Eval, EvalEr
             let q = ev.eval_scalar(arg(c, 0)?)?;
             let m = matrix_arg(ev, c, 1)?;
             let mut buf = Vec::new();
-            Eval::Vector(over_windows(ev, &m, false, |s, _, i| {
+            let mut bad_q = vec![false; n];
+            let result = over_windows(ev, &m, false, |s, _, i| {
+                if !(0.0..=1.0).contains(&q[i]) {
+                    bad_q[i] = true;
+                }
                 buf.clear();
                 buf.extend(s.iter().map(|&(_, v)| v));
                 Some(quantile(q[i], &mut buf))
-            })?)
+            })?;
+            let qpos = arg(c, 0)?.pos_range();
+            for x in (0..n).filter(|&i| bad_q[i]).map(|i| q[i]) {
+                ev.annotate(
+                    true,
+                    format!("quantile value should be between 0 and 1, got {}", go_float(x)),
+                    qpos,
+                );
+            }
+            Eval::Vector(result)
         }
         _ => return Err(EvalError::Execution(format!("function {name:?} is not supported by ember yet"))),
     })
@@ -598,48 +811,56 @@ fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
 /// The quantile of classic histogram buckets `(upper bound, cumulative
 /// count)`: Prometheus's `BucketQuantile`, including its coalescing of
 /// equal bounds and forced monotonicity.
-fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> (f64, bool) {
     if q.is_nan() {
-        return f64::NAN;
+        return (f64::NAN, false);
     }
     if q < 0.0 {
-        return f64::NEG_INFINITY;
+        return (f64::NEG_INFINITY, false);
     }
     if q > 1.0 {
-        return f64::INFINITY;
+        return (f64::INFINITY, false);
     }
     buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
     if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
-        return f64::NAN;
+        return (f64::NAN, false);
     }
     sort_and_coalesce(buckets);
+    let mut forced = false;
     let mut prev = buckets[0].1;
     for b in buckets.iter_mut().skip(1) {
         let curr = b.1;
         if curr == prev {
             continue;
         }
-        if almost_equal(prev, curr, 1e-12) || curr < prev {
+        if almost_equal(prev, curr, 1e-12) {
             b.1 = prev;
+            continue;
+        }
+        if curr < prev {
+            b.1 = prev;
+            forced = true;
             continue;
         }
         prev = curr;
     }
     if buckets.len() < 2 {
-        return f64::NAN;
+        return (f64::NAN, forced);
     }
     let observations = buckets[buckets.len() - 1].1;
     if observations == 0.0 {
-        return f64::NAN;
+        return (f64::NAN, forced);
     }
     let mut rank = q * observations;
     let last = buckets.len() - 1;
-    let b = buckets[..last].partition_point(|x| x.1 < rank);
+    // Go's sort.Search for the first count >= rank: a NaN count is never
+    // >= rank.
+    let b = buckets[..last].iter().position(|x| x.1 >= rank).unwrap_or(last);
     if b == last {
-        return buckets[last - 1].0;
+        return (buckets[last - 1].0, forced);
     }
     if b == 0 && buckets[0].0 <= 0.0 {
-        return buckets[0].0;
+        return (buckets[0].0, forced);
     }
     let (mut start, end, mut count) = (0.0, buckets[b].0, buckets[b].1);
     if b > 0 {
@@ -647,7 +868,7 @@ fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
         count -= buckets[b - 1].1;
         rank -= buckets[b - 1].1;
     }
-    start + (end - start) * (rank / count)
+    (start + (end - start) * (rank / count), forced)
 }
 
 /// Groups classic histogram buckets (series with a numeric `le`) by their
@@ -656,13 +877,15 @@ fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
 fn classic_histograms(
     v: StepVec,
     mut f: impl FnMut(usize, &mut Vec<(f64, f64)>) -> f64,
-) -> Result<StepVec, EvalError> {
+) -> Result<(StepVec, Vec<(String, String)>), EvalError> {
+    let mut bad = Vec::new();
     let mut groups: Vec<Labels> = Vec::new();
     let mut outputs: Vec<Labels> = Vec::new();
     let mut series_group: Vec<Option<(usize, f64)>> = Vec::with_capacity(v.labels.len());
     let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
     for l in &v.labels {
-        let Some(upper) = l.get("le").and_then(|le| le.parse::<f64>().ok()) else {
+        let Some(upper) = l.get("le").and_then(parse_bound) else {
+            bad.push((l.metric_name().unwrap_or_default().to_string(), l.get_or_empty("le").to_string()));
             series_group.push(None);
             continue;
         };
@@ -695,7 +918,142 @@ fn classic_histograms(
             }
         }
     }
-    Ok(out.finish())
+    Ok((out.finish(), bad))
+}
+
+/// A bucket bound as Go's `strconv.ParseFloat` reads it (`+Inf`, `inf`,
+/// `NaN`, ... in any case).
+fn parse_bound(s: &str) -> Option<f64> {
+    match s.to_ascii_lowercase().trim_start_matches('+') {
+        "inf" | "infinity" => Some(f64::INFINITY),
+        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+        "nan" => Some(f64::NAN),
+        _ => s.parse::<f64>().ok(),
+    }
+}
+
+/// Warns once per malformed `le` value seen by a histogram function.
+fn warn_bad_buckets(ev: &mut Evaluator<'_>, bad: Vec<(String, String)>, pos: PosRange) {
+    for (name, le) in bad {
+        let mut msg = format!("bucket label \"le\" is missing or has a malformed value of {le:?}");
+        if !name.is_empty() {
+            msg.push_str(&format!(" for metric name {name:?}"));
+        }
+        ev.annotate(true, msg, pos);
+    }
+}
+
+/// sort functions order an instant query's result; a range query's result
+/// is always ordered by labels, so Prometheus warns.
+fn warn_sort_in_range_query(ev: &mut Evaluator<'_>, c: &Call) {
+    if ev.is_range_query() {
+        ev.annotate(
+            true,
+            "sort is ineffective for range queries since results are always ordered by labels".into(),
+            c.pos,
+        );
+    }
+}
+
+/// `rate`/`increase` over a series whose name has no counter suffix: an
+/// info per such metric name that had samples in some window.
+fn warn_non_counters(ev: &mut Evaluator<'_>, c: &Call, m: &MatrixData) {
+    let pos = c.args.first().map_or(c.pos, Expr::pos_range);
+    let mut names: Vec<String> = Vec::new();
+    for s in &m.series {
+        let Some(name) = s.labels.metric_name() else { continue };
+        if ["_total", "_sum", "_count", "_bucket"].iter().any(|suf| name.ends_with(suf)) {
+            continue;
+        }
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    for name in names {
+        ev.annotate(
+            false,
+            format!(
+                "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {name:?}"
+            ),
+            pos,
+        );
+    }
+}
+
+/// Go's `math.Min`: -Inf wins over NaN, NaN over everything else.
+fn go_min(a: f64, b: f64) -> f64 {
+    if a == f64::NEG_INFINITY || b == f64::NEG_INFINITY {
+        f64::NEG_INFINITY
+    } else if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
+}
+
+/// Go's `math.Max`: +Inf wins over NaN, NaN over everything else.
+fn go_max(a: f64, b: f64) -> f64 {
+    if a == f64::INFINITY || b == f64::INFINITY {
+        f64::INFINITY
+    } else if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// Natural order of label values: runs of digits compare as numbers,
+/// everything else byte-wise.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    fn chunks(s: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let bytes = s.as_bytes();
+        for i in 1..=bytes.len() {
+            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[i - 1].is_ascii_digit() {
+                out.push(&s[start..i]);
+                start = i;
+            }
+        }
+        out
+    }
+    let (ca, cb) = (chunks(a), chunks(b));
+    for (x, y) in ca.iter().zip(&cb) {
+        if x == y {
+            continue;
+        }
+        let both_numeric = x.bytes().all(|c| c.is_ascii_digit()) && y.bytes().all(|c| c.is_ascii_digit());
+        if both_numeric {
+            let (xt, yt) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+            let o = xt.len().cmp(&yt.len()).then_with(|| xt.cmp(yt));
+            if o != Ordering::Equal {
+                return o;
+            }
+            continue;
+        }
+        return x.cmp(y);
+    }
+    ca.len().cmp(&cb.len()).then_with(|| a.cmp(b))
+}
+
+/// Prometheus's `double_exponential_smoothing` (Holt's linear method):
+/// the smoothed value at the last sample; needs two samples.
+fn double_exponential_smoothing(s: &[(Timestamp, f64)], sf: f64, tf: f64) -> Option<f64> {
+    if s.len() < 2 {
+        return None;
+    }
+    let (mut s0, mut s1) = (0.0, s[0].1);
+    let mut b = s[1].1 - s[0].1;
+    for (i, &(_, v)) in s.iter().enumerate().skip(1) {
+        let x = sf * v;
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let y = (1.0 - sf) * (s1 + b);
+        (s0, s1) = (s1, x + y);
+    }
+    Some(s1)
 }
 
 /// Sorts buckets by bound and merges equal bounds.

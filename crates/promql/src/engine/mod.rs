@@ -36,6 +36,45 @@ pub struct RangeSeries {
     pub points: Vec<(Timestamp, f64)>,
 }
 
+/// Deadline and cancellation of one query, checked regularly during
+/// selection and evaluation.
+#[derive(Debug, Clone, Default)]
+pub struct QueryControl {
+    /// The query fails with `EvalError::Timeout` once this has passed.
+    pub deadline: Option<std::time::Instant>,
+    /// The query fails with `EvalError::Canceled` once this is set.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// The query text the expression was parsed from: annotations give
+    /// positions in it as `line:col`.
+    pub query: String,
+}
+
+/// A query's value with the annotations its evaluation produced (texts as
+/// Prometheus 3's API shows them, e.g. `PromQL info: ... (1:6)`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryResult {
+    pub value: Value,
+    pub warnings: Vec<String>,
+    pub infos: Vec<String>,
+    pub stats: QueryStats,
+}
+
+/// What a query cost (the API's `stats`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryStats {
+    /// Samples read from storage.
+    pub total_queryable_samples: u64,
+    /// Samples and result points held in memory at the end of evaluation
+    /// (ember keeps a query's data until it finishes, so this is its peak).
+    pub peak_samples: u64,
+    /// Opening the querier and setting up evaluation.
+    pub query_preparation: std::time::Duration,
+    /// Evaluating the expression.
+    pub inner_eval: std::time::Duration,
+    /// Sorting a range query's result.
+    pub result_sort: std::time::Duration,
+}
+
 /// A query result.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -69,6 +108,9 @@ pub enum EvalError {
     /// `timeout` error).
     #[error("query timed out in expression evaluation")]
     Timeout,
+    /// `QueryControl::cancel` was set (the API's `canceled` error).
+    #[error("query was canceled in expression evaluation")]
+    Canceled,
     /// Errors with Prometheus's wording, e.g. many-to-many matching.
     #[error("{0}")]
     Execution(String),

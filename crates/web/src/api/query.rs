@@ -85,11 +85,11 @@ impl Serialize for Metric<'_> {
 }
 
 /// `data` of a query answer.
-struct QueryData<'a>(&'a Value);
+struct QueryData<'a>(&'a Value, Option<&'a StatsJson>);
 
 impl Serialize for QueryData<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(2))?;
+        let mut m = s.serialize_map(None)?;
         m.serialize_entry("resultType", self.0.type_name())?;
         match self.0 {
             Value::Scalar(t, v) => m.serialize_entry("result", &Point(*t, *v))?,
@@ -102,6 +102,9 @@ impl Serialize for QueryData<'_> {
                 let items: Vec<MatrixItem<'_>> = series.iter().map(MatrixItem).collect();
                 m.serialize_entry("result", &items)?
             }
+        }
+        if let Some(st) = self.1 {
+            m.serialize_entry("stats", st)?;
         }
         m.end()
     }
@@ -128,11 +131,66 @@ impl Serialize for MatrixItem<'_> {
     }
 }
 
-/// Owned answer so it can be built on the blocking pool.
-struct QueryAnswer(Value);
+/// Owned answer so it can be built on the blocking pool; with `stats`
+/// when the request asked for them (`stats=<anything>`, as Prometheus).
+struct QueryAnswer(Value, Option<StatsJson>);
 impl Serialize for QueryAnswer {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        QueryData(&self.0).serialize(s)
+        QueryData(&self.0, self.1.as_ref()).serialize(s)
+    }
+}
+
+/// Prometheus's `data.stats`: timings in seconds and sample counts.
+#[derive(Serialize)]
+struct StatsJson {
+    timings: TimingsJson,
+    samples: SamplesJson,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TimingsJson {
+    eval_total_time: f64,
+    result_sort_time: f64,
+    query_preparation_time: f64,
+    inner_eval_time: f64,
+    exec_queue_time: f64,
+    exec_total_time: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SamplesJson {
+    total_queryable_samples: u64,
+    peak_samples: u64,
+}
+
+/// A finished query with the times `run_query` measured around it.
+struct Ran {
+    result: QueryResult,
+    queue: Duration,
+    total: Duration,
+}
+
+impl Ran {
+    fn answer(self, with_stats: bool) -> Response {
+        let st = &self.result.stats;
+        let stats = with_stats.then(|| StatsJson {
+            timings: TimingsJson {
+                eval_total_time: (st.query_preparation + st.inner_eval + st.result_sort).as_secs_f64(),
+                result_sort_time: st.result_sort.as_secs_f64(),
+                query_preparation_time: st.query_preparation.as_secs_f64(),
+                inner_eval_time: st.inner_eval.as_secs_f64(),
+                exec_queue_time: self.queue.as_secs_f64(),
+                exec_total_time: self.total.as_secs_f64(),
+            },
+            samples: SamplesJson {
+                total_queryable_samples: st.total_queryable_samples,
+                peak_samples: st.peak_samples,
+            },
+        });
+        let QueryResult { value, warnings, infos, .. } = self.result;
+        success(QueryAnswer(value, stats), warnings, infos)
     }
 }
 
@@ -166,12 +224,13 @@ impl Drop for CancelOnDrop {
 /// Runs `f` on the blocking pool under the concurrency limit, with a
 /// `QueryControl` whose deadline is the timeout and whose cancel flag is
 /// set if this future is dropped.
-async fn run_query<F>(s: &AppState, timeout: Option<Duration>, query: &str, f: F) -> Result<QueryResult, ApiError>
+async fn run_query<F>(s: &AppState, timeout: Option<Duration>, query: &str, f: F) -> Result<Ran, ApiError>
 where
     F: FnOnce(QueryControl) -> Result<QueryResult, EvalError> + Send + 'static,
 {
     let limit = s.inner.query.timeout;
     let timeout = timeout.map_or(limit, |t| t.min(limit));
+    let queued = Instant::now();
     let _permit = s
         .inner
         .query
@@ -179,6 +238,8 @@ where
         .acquire()
         .await
         .map_err(|_| ApiError::new(ErrorType::Unavailable, "query engine is shutting down"))?;
+    let queue = queued.elapsed();
+    let started = Instant::now();
     let cancel = Arc::new(AtomicBool::new(false));
     let _guard = CancelOnDrop(cancel.clone());
     let ctl = QueryControl {
@@ -194,7 +255,9 @@ where
     match tokio::time::timeout(backstop, task).await {
         Err(_) => Err(ApiError::new(ErrorType::Timeout, "query timed out in expression evaluation")),
         Ok(Err(join)) => Err(ApiError::new(ErrorType::Internal, join.to_string())),
-        Ok(Ok(r)) => r.map_err(eval_error),
+        Ok(Ok(r)) => {
+            r.map(|result| Ran { result, queue, total: started.elapsed() + queue }).map_err(eval_error)
+        }
     }
 }
 
@@ -217,7 +280,7 @@ pub(crate) async fn query(
     let text = p.get("query").unwrap_or("");
     let r = run_query(&s, timeout, text, move |ctl| engine.instant_query_full(&*st, &expr, ts, Some(&ctl)))
         .await?;
-    Ok(success(QueryAnswer(r.value), r.warnings, r.infos))
+    Ok(r.answer(p.get_nonempty("stats").is_some()))
 }
 
 pub(crate) async fn query_range(
@@ -267,7 +330,7 @@ pub(crate) async fn query_range(
         engine.range_query_full(&*st, &expr, start, end, step, Some(&ctl))
     })
     .await?;
-    Ok(success(QueryAnswer(r.value), r.warnings, r.infos))
+    Ok(r.answer(p.get_nonempty("stats").is_some()))
 }
 
 fn required_time(p: &Params, name: &str) -> Result<Timestamp, ApiError> {
@@ -322,7 +385,7 @@ mod tests {
         // Nested subqueries at 1s resolution over a day: many seconds of
         // work. With timeout=50ms the engine itself must give up: the
         // answer comes before the 500ms backstop would fire.
-        let q = "count_over_time((count_over_time(x[1h:1s]))[1d:1s])";
+        let q = "sum_over_time((sum_over_time(x[1h:1s]))[1d:1s])";
         let uri = format!(
             "/api/v1/query?time=86400&timeout=50ms&query={}",
             form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
@@ -347,8 +410,27 @@ mod tests {
                 "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"x\" (1:6)"
             ])
         );
+        // stats=all adds Prometheus's data.stats.
+        let (status, v) = get(state(), &format!("/api/v1/query?time=600&stats=all&query={q}")).await;
+        assert_eq!(status, 200, "{v}");
+        let st = &v["data"]["stats"];
+        // rate(x[5m]) at 600s reads the samples at 360..600s: 5 of them.
+        assert_eq!(st["samples"]["totalQueryableSamples"], 5, "{v}");
+        for k in [
+            "evalTotalTime",
+            "resultSortTime",
+            "queryPreparationTime",
+            "innerEvalTime",
+            "execQueueTime",
+            "execTotalTime",
+        ] {
+            assert!(st["timings"][k].as_f64().is_some_and(|t| t >= 0.0), "{k}: {v}");
+        }
+        let (_, v) = get(state(), &format!("/api/v1/query?time=600&query={q}")).await;
+        assert!(v["data"].get("stats").is_none(), "{v}");
         let q = form_urlencoded::byte_serialize(b"sort(x)").collect::<String>();
-        let (status, v) = get(state(), &format!("/api/v1/query_range?start=0&end=120&step=60&query={q}")).await;
+        let (status, v) =
+            get(state(), &format!("/api/v1/query_range?start=0&end=120&step=60&query={q}")).await;
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["warnings"].as_array().map(Vec::len), Some(1), "{v}");
     }
