@@ -1,7 +1,9 @@
 //! The ember binary: flags, logging, wiring of the subsystems, signals.
 
+mod check;
 mod flags;
 mod logging;
+mod reload;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,6 +20,22 @@ fn main() -> ExitCode {
     if let Some(cmd) = &flags.command {
         return run_command(cmd);
     }
+    // A bad config at start is fatal (exit 2, as Prometheus).
+    let config = match ember_config::load_file(&flags.config_file)
+        .and_then(|c| c.all_scrape_configs().map(|_| c))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            let abs = std::path::absolute(&flags.config_file).unwrap_or_else(|_| flags.config_file.clone());
+            tracing::error!(
+                file = %abs.display(),
+                err = %e,
+                "Error loading config (--config.file={})",
+                flags.config_file.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("ember").build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -25,7 +43,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(serve(flags)) {
+    match rt.block_on(serve(flags, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(err = %e, "fatal error");
@@ -36,21 +54,18 @@ fn main() -> ExitCode {
 
 fn run_command(cmd: &Command) -> ExitCode {
     match cmd {
-        Command::Check(CheckCommand::Config { files }) => {
-            // Config validation arrives with the config crate.
-            let _ = files;
-            tracing::error!("check config is not available yet");
-            ExitCode::FAILURE
-        }
+        Command::Check(CheckCommand::Config { files }) => check::check_config(files),
     }
 }
 
-async fn serve(flags: Flags) -> Result<(), String> {
+async fn serve(flags: Flags, config: ember_config::Config) -> Result<(), String> {
     tracing::info!(version = VERSION, "Starting ember");
     // Metrics sources are registered before the storage exists; the TSDB's
     // are filled in once it is open.
     let tsdb_metrics: Arc<std::sync::OnceLock<Arc<ember_tsdb::TsdbMetrics>>> = Arc::default();
     let tsdb_metrics_src = tsdb_metrics.clone();
+    let reloader: Arc<std::sync::OnceLock<Arc<reload::Reloader>>> = Arc::default();
+    let reloader_src = reloader.clone();
     let state = ember_web::AppState::new(
         ember_web::Options {
             build: None,
@@ -72,6 +87,11 @@ async fn serve(flags: Flags) -> Result<(), String> {
             Arc::new(move |out: &mut String| {
                 if let Some(m) = tsdb_metrics_src.get() {
                     out.push_str(&m.render());
+                }
+            }),
+            Arc::new(move |out: &mut String| {
+                if let Some(r) = reloader_src.get() {
+                    r.render_metrics(out);
                 }
             }),
         ],
@@ -97,10 +117,11 @@ async fn serve(flags: Flags) -> Result<(), String> {
     let db_dir = flags.storage_tsdb_path.clone();
     tracing::info!(path = %db_dir.display(), "Opening storage");
     let started = std::time::Instant::now();
-    let db = tokio::task::spawn_blocking(move || ember_tsdb::Db::open(&db_dir, ember_tsdb::DbOptions::default()))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("opening storage failed: {e}"))?;
+    let db =
+        tokio::task::spawn_blocking(move || ember_tsdb::Db::open(&db_dir, ember_tsdb::DbOptions::default()))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("opening storage failed: {e}"))?;
     let replay = db.replay_stats().clone();
     tracing::info!(
         duration = ?started.elapsed(),
@@ -112,6 +133,21 @@ async fn serve(flags: Flags) -> Result<(), String> {
     let _ = tsdb_metrics.set(db.metrics().clone());
     let db = Arc::new(db);
     state.set_storage(db.clone());
+    let segments = replay.segments as u64;
+    state.set_wal_replay(ember_web::api::WalReplay { min: 0, max: segments, current: segments });
+
+    // Scraping starts once the storage can take samples.
+    let manager = Arc::new(ember_scrape::Manager::new(db.clone()));
+    let rl = reload::Reloader::start(flags.config_file.clone(), config, manager.clone()).await?;
+    let _ = reloader.set(rl.clone());
+    state.set_targets(Arc::new(reload::ManagerTargets { manager: manager.clone(), hostname: hostname() }));
+    state.set_runtime(rl.clone());
+    let web_rl = rl.clone();
+    state.set_reload(Arc::new(move || {
+        let r = web_rl.clone();
+        Box::pin(async move { r.reload().await })
+    }));
+    let hup = tokio::spawn(reload_on_sighup(rl.clone(), stop_rx.clone()));
     state.set_ready();
     tracing::info!("Server is ready to receive web requests.");
 
@@ -138,6 +174,10 @@ async fn serve(flags: Flags) -> Result<(), String> {
         _ = quit_state.quit_requested() => tracing::warn!("Received termination request via web service, exiting gracefully..."),
     }
     let _ = stop_tx.send(true);
+    // No staleness markers on shutdown, as Prometheus: the series resume
+    // after a restart.
+    manager.shutdown();
+    let _ = hup.await;
     let _ = syncer.await;
     match server.await {
         Ok(Ok(())) => {}
@@ -153,6 +193,45 @@ async fn serve(flags: Flags) -> Result<(), String> {
     }
     tracing::info!("See you next time!");
     Ok(())
+}
+
+/// Reloads the config on every SIGHUP until `stop` turns true.
+async fn reload_on_sighup(rl: Arc<reload::Reloader>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::error!("cannot listen for SIGHUP");
+            return;
+        };
+        loop {
+            tokio::select! {
+                got = hup.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    // A failed reload is logged by the reloader; the old config stays.
+                    let _ = rl.reload().await;
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = rl;
+        let _ = stop.wait_for(|s| *s).await;
+    }
+}
+
+/// This machine's host name (for the targets API's `globalUrl`).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// SIGTERM or SIGINT.

@@ -12,17 +12,18 @@
 //! - [`scrape_loop`]: the HTTP fetch and the per-target loop.
 //! - [`pool`]: the loops of one job, kept in step with discovery.
 //!
-//! The manager over all jobs (config reload, discovery wiring) is not here
-//! yet.
+//! - [`manager`]: all jobs, their discovery, and config reloads.
 
 pub mod append;
 pub mod discovery;
+pub mod manager;
 pub mod pool;
 pub mod relabel;
 pub mod scrape_loop;
 pub mod targets;
 
 pub use discovery::{read_file_groups, static_groups, DiscoveryError, FileDiscovery, TargetGroup};
+pub use manager::{ActiveTargetInfo, ApplySummary, DroppedTargetInfo, JobStats, Manager};
 pub use pool::ScrapePool;
 pub use relabel::{process, process_builder};
 pub use scrape_loop::{Health, HttpScraper, ScrapeLoop, TargetHealth};

@@ -58,6 +58,11 @@ impl ScrapePool {
         &self.cfg
     }
 
+    /// The storage the loops append to.
+    pub fn storage(&self) -> Arc<dyn Appendable> {
+        self.storage.clone()
+    }
+
     /// Rebuilds the target list from `groups`: loops of targets that are
     /// still there keep running untouched; new targets get a loop; loops of
     /// vanished targets stop (and mark their series stale).
@@ -120,6 +125,15 @@ impl ScrapePool {
         for t in tasks {
             // A panicked loop has nothing left to clean up.
             let _ = t.await;
+        }
+    }
+
+    /// Stops every loop at once, without staleness markers (shutdown: the
+    /// targets' series are not ending, Prometheus writes no markers then).
+    /// A scrape in flight is dropped before its commit.
+    pub fn abort(mut self) {
+        for (_, r) in self.loops.drain() {
+            r.task.abort();
         }
     }
 

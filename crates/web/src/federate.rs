@@ -58,12 +58,8 @@ pub(crate) async fn federate(
                 let _ = writeln!(out, "# TYPE {name} untyped");
                 current = Some(name.as_str());
             }
-            let _ = writeln!(
-                out,
-                "{} {} {t}",
-                labels.to_metric_string(),
-                ember_model::format_text_value(f64::from_bits(*bits))
-            );
+            write_series(&mut out, name, labels);
+            let _ = writeln!(out, " {} {t}", ember_model::format_text_value(f64::from_bits(*bits)));
         }
         Ok(out)
     })
@@ -74,5 +70,71 @@ pub(crate) async fn federate(
         }
         Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+/// Writes a series the way Prometheus's federation does (text exposition
+/// format): labels in order after the name, separated by `,` without a
+/// space, values escaping only `\\`, `"` and newline; and `instance=""`
+/// appended when the series has no `instance`, so that the federating
+/// server's own `instance` label is not attached to it.
+fn write_series(out: &mut String, name: &str, labels: &Labels) {
+    let legacy = ember_model::names::is_valid_legacy_metric_name(name);
+    let mut first = true;
+    if legacy {
+        out.push_str(name);
+    } else {
+        out.push('{');
+        write_escaped(out, name);
+        first = false;
+    }
+    let mut pairs: Vec<(&str, &str)> =
+        labels.iter().filter(|l| l.name != ember_model::METRIC_NAME).map(|l| (l.name, l.value)).collect();
+    if labels.get("instance").is_none() {
+        pairs.push(("instance", ""));
+    }
+    for (n, v) in pairs {
+        out.push(if first { '{' } else { ',' });
+        first = false;
+        if ember_model::names::is_valid_legacy_label_name(n) {
+            out.push_str(n);
+        } else {
+            write_escaped(out, n);
+        }
+        out.push('=');
+        write_escaped(out, v);
+    }
+    if !first {
+        out.push('}');
+    }
+}
+
+fn write_escaped(out: &mut String, v: &str) {
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_lines_match_prometheus_federation() {
+        let l = Labels::from_pairs(&[("__name__", "m"), ("job", "a\tb\"c\\d\ne")]);
+        let mut out = String::new();
+        write_series(&mut out, "m", &l);
+        assert_eq!(out, "m{job=\"a\tb\\\"c\\\\d\\ne\",instance=\"\"}");
+        let l = Labels::from_pairs(&[("__name__", "m"), ("instance", "x:1"), ("job", "j")]);
+        let mut out = String::new();
+        write_series(&mut out, "m", &l);
+        assert_eq!(out, "m{instance=\"x:1\",job=\"j\"}");
     }
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use ember_model::Storage;
@@ -51,7 +52,18 @@ struct Inner {
     remote_write_receiver: bool,
     lookback_delta_ms: i64,
     query: QueryConfig,
+    /// Installed by the binary once the scrape manager runs.
+    targets: std::sync::OnceLock<Arc<dyn api::TargetsView>>,
+    runtime: std::sync::OnceLock<Arc<dyn api::RuntimeView>>,
+    reload: std::sync::OnceLock<ReloadFn>,
+    wal_replay: std::sync::OnceLock<api::WalReplay>,
 }
+
+/// Reloads the configuration (`/-/reload`); the error text is the answer
+/// body of a failed reload.
+pub type ReloadFn = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>> + Send + Sync,
+>;
 
 /// The query engine and its limits.
 pub(crate) struct QueryConfig {
@@ -106,6 +118,10 @@ impl AppState {
                     timeout: opts.query_timeout.unwrap_or(std::time::Duration::from_secs(120)),
                     concurrency: tokio::sync::Semaphore::new(opts.query_max_concurrency.max(1)),
                 },
+                targets: std::sync::OnceLock::new(),
+                runtime: std::sync::OnceLock::new(),
+                reload: std::sync::OnceLock::new(),
+                wal_replay: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -125,6 +141,26 @@ impl AppState {
             .ok_or_else(|| api::ApiError::new(api::ErrorType::Unavailable, "storage is not ready"))
     }
 
+    /// Installs the scrape targets view. Later calls are ignored.
+    pub fn set_targets(&self, view: Arc<dyn api::TargetsView>) {
+        let _ = self.inner.targets.set(view);
+    }
+
+    /// Installs the configuration state view. Later calls are ignored.
+    pub fn set_runtime(&self, view: Arc<dyn api::RuntimeView>) {
+        let _ = self.inner.runtime.set(view);
+    }
+
+    /// Installs the `/-/reload` action. Later calls are ignored.
+    pub fn set_reload(&self, reload: ReloadFn) {
+        let _ = self.inner.reload.set(reload);
+    }
+
+    /// Records the finished WAL replay. Later calls are ignored.
+    pub fn set_wal_replay(&self, replay: api::WalReplay) {
+        let _ = self.inner.wal_replay.set(replay);
+    }
+
     /// Marks the server ready (`/-/ready` answers 200 from now on).
     pub fn set_ready(&self) {
         self.inner.ready.store(true, Ordering::Release);
@@ -142,7 +178,10 @@ impl AppState {
 
 fn default_build_info() -> BuildInfo {
     BuildInfo {
-        version: env!("CARGO_PKG_VERSION").to_owned(),
+        // Clients (Grafana) compare `version` with Prometheus releases to
+        // pick API features: report the Prometheus version whose API ember
+        // serves, with ember's own version as semver build metadata.
+        version: concat!("3.0.0+ember.", env!("CARGO_PKG_VERSION")).to_owned(),
         revision: String::new(),
         branch: String::new(),
         build_user: String::new(),
@@ -155,9 +194,13 @@ fn default_build_info() -> BuildInfo {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(lifecycle::routes())
-        .route("/api/v1/write", post(remote_write::write))
+        // Remote write bodies up to 32 MiB (Prometheus's own bound on a
+        // remote-write request); everything else (forms) up to 10 MiB, Go's
+        // `ParseForm` limit. Larger bodies get 413 before being buffered.
+        .route("/api/v1/write", post(remote_write::write).layer(DefaultBodyLimit::max(32 << 20)))
         .route("/federate", get(federate::federate))
         .nest("/api/v1", api::routes())
         .fallback(api::not_found)
+        .layer(DefaultBodyLimit::max(10 << 20))
         .with_state(state)
 }

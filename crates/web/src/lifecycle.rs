@@ -13,6 +13,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
         .route("/-/quit", post(quit).put(quit))
+        .route("/-/reload", post(reload).put(reload))
         .route("/metrics", get(metrics))
 }
 
@@ -35,6 +36,22 @@ async fn quit(State(s): State<AppState>, method: Method) -> Response {
     }
     s.inner.shutdown.notify_waiters();
     (StatusCode::OK, "Requesting termination... Goodbye!").into_response()
+}
+
+async fn reload(State(s): State<AppState>) -> Response {
+    if !s.inner.lifecycle_enabled {
+        return (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.").into_response();
+    }
+    let Some(f) = s.inner.reload.get().cloned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response();
+    };
+    match f().await {
+        Ok(()) => StatusCode::OK.into_response(),
+        // Prometheus's wording and status for a refused config.
+        Err(e) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}\n")).into_response()
+        }
+    }
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {

@@ -102,7 +102,7 @@ async fn series_errors() {
     assert!(v["error"].as_str().unwrap().contains("parse error"), "{v}");
     let (st, v) = json_of("/api/v1/series?match[]=up&start=yesterday", None).await;
     assert_eq!(st, 400);
-    assert_eq!(v["error"], "invalid parameter \"start\": cannot parse \"yesterday\" to a valid timestamp");
+    assert_eq!(v["error"], "invalid parameter \"start\": Invalid time value for 'start': cannot parse \"yesterday\" to a valid timestamp");
 }
 
 #[tokio::test]
@@ -128,9 +128,12 @@ async fn federate_latest_samples() {
     assert_eq!(st, 200);
     let lines: Vec<&str> = body.lines().collect();
     assert_eq!(lines[0], "# TYPE http_requests_total untyped");
-    assert!(lines[1].starts_with("http_requests_total{code=\"200\", job=\"api\"} 1.234567e+06 "), "{body}");
+    assert!(
+        lines[1].starts_with("http_requests_total{code=\"200\",job=\"api\",instance=\"\"} 1.234567e+06 "),
+        "{body}"
+    );
     assert_eq!(lines[2], "# TYPE up untyped");
-    assert!(lines[3].starts_with("up{instance=\"a:1\", job=\"api\"} 1 "));
+    assert!(lines[3].starts_with("up{instance=\"a:1\",job=\"api\"} 1 "));
     assert!(!body.contains("old"), "outside the lookback window: {body}");
     assert!(!body.contains("gone"), "ended by a staleness marker: {body}");
     assert_eq!(lines.len(), 4);

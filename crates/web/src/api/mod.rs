@@ -16,8 +16,12 @@ use crate::AppState;
 pub mod params;
 mod query;
 mod series;
+mod status;
+mod targets;
 
 pub use query::api_value;
+pub use status::{RuntimeView, WalReplay};
+pub use targets::{ActiveTarget, DroppedTarget, TargetsView};
 
 /// Prometheus's API error types and their HTTP status codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +115,13 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/status/buildinfo", get(buildinfo))
         .route("/status/flags", get(flags))
         .route("/status/runtimeinfo", get(runtimeinfo))
+        .route("/status/config", get(status::config))
+        .route("/status/walreplay", get(status::walreplay))
+        .route("/targets", get(targets::targets))
+        .route("/rules", get(status::rules))
+        .route("/alerts", get(status::alerts))
+        .route("/alertmanagers", get(status::alertmanagers))
+        .route("/query_exemplars", get(status::query_exemplars).post(status::query_exemplars))
 }
 
 /// Answer for paths nobody serves.
@@ -148,11 +159,14 @@ struct RuntimeInfo {
 async fn runtimeinfo(State(s): State<AppState>) -> Response {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let retention = s.inner.flags.get("storage.tsdb.retention.time").cloned().unwrap_or_default();
+    let rt = s.inner.runtime.get();
     let info = RuntimeInfo {
         start_time: ember_model::time::format_rfc3339(s.inner.start_time_ms),
         cwd: std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default(),
-        reload_config_success: true,
-        last_config_time: ember_model::time::format_rfc3339(s.inner.start_time_ms),
+        reload_config_success: rt.is_none_or(|r| r.reload_success()),
+        last_config_time: ember_model::time::format_rfc3339(
+            rt.map(|r| r.last_config_time_ms()).unwrap_or(s.inner.start_time_ms),
+        ),
         corruption_count: 0,
         goroutine_count: 0,
         gomaxprocs: threads,

@@ -61,7 +61,10 @@ impl Params {
     pub fn time(&self, name: &str, default: Timestamp) -> Result<Timestamp, ApiError> {
         match self.get_nonempty(name) {
             None => Ok(default),
-            Some(v) => parse_time(v).map_err(|e| invalid_param(name, e)),
+            // Prometheus wraps twice: `invalid parameter "start": Invalid
+            // time value for 'start': cannot parse …`.
+            Some(v) => parse_time(v)
+                .map_err(|e| invalid_param(name, format!("Invalid time value for '{name}': {e}"))),
         }
     }
 
@@ -80,6 +83,13 @@ impl Params {
             ApiError::new(ErrorType::BadData, format!("strconv.Atoi: parsing {v:?}: invalid syntax"))
         })?;
         usize::try_from(n).map_err(|_| ApiError::new(ErrorType::BadData, "limit must be non-negative"))
+    }
+
+    /// `start`/`end` with Prometheus's open defaults and no order check, as
+    /// the series, labels and label values endpoints read them (an inverted
+    /// range is passed on to the storage, not refused).
+    pub fn metadata_time_range(&self) -> Result<(Timestamp, Timestamp), ApiError> {
+        Ok((self.time("start", MIN_TIME)?, self.time("end", MAX_TIME)?))
     }
 
     /// `start`/`end` with Prometheus's open defaults and order check.
@@ -101,13 +111,9 @@ impl Params {
         }
         let mut sets = Vec::with_capacity(raw.len());
         for s in raw {
-            let ms = ember_promql::parse_metric_selector(s)
-                .map_err(|e| ApiError::new(ErrorType::BadData, e.to_string()))?;
+            let ms = ember_promql::parse_metric_selector(s).map_err(|e| invalid_param("match[]", e))?;
             if ms.iter().all(|m| m.matches_empty()) {
-                return Err(ApiError::new(
-                    ErrorType::BadData,
-                    "match[] must contain at least one non-empty matcher",
-                ));
+                return Err(invalid_param("match[]", "match[] must contain at least one non-empty matcher"));
             }
             sets.push(ms);
         }
@@ -115,7 +121,7 @@ impl Params {
     }
 }
 
-/// `invalid parameter "start": cannot parse "x" to a valid timestamp`
+/// `invalid parameter "match[]": 1:4: parse error: …`
 pub fn invalid_param(name: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorType::BadData, format!("invalid parameter {name:?}: {e}"))
 }
@@ -180,7 +186,10 @@ mod tests {
         assert_eq!(p("start=10&end=20").time_range().unwrap(), (10_000, 20_000));
         assert_eq!(p("").time_range().unwrap(), (MIN_TIME, MAX_TIME));
         let e = p("start=abc").time_range().unwrap_err();
-        assert_eq!(e.message, r#"invalid parameter "start": cannot parse "abc" to a valid timestamp"#);
+        assert_eq!(
+            e.message,
+            r#"invalid parameter "start": Invalid time value for 'start': cannot parse "abc" to a valid timestamp"#
+        );
         let e = p("start=20&end=10").time_range().unwrap_err();
         assert_eq!(e.message, "end timestamp must not be before start time");
         // The bounds Prometheus prints for its MinTime/MaxTime.
@@ -194,9 +203,12 @@ mod tests {
         assert_eq!(p("").match_sets(true).unwrap_err().message, "no match[] parameter provided");
         assert!(p("").match_sets(false).unwrap().is_empty());
         let e = p("match[]=%7Ba%3D%22%22%7D").match_sets(true).unwrap_err();
-        assert_eq!(e.message, "match[] must contain at least one non-empty matcher");
+        assert_eq!(
+            e.message,
+            r#"invalid parameter "match[]": match[] must contain at least one non-empty matcher"#
+        );
         let e = p("match[]=up%7B").match_sets(true).unwrap_err();
-        assert!(e.message.starts_with("1:"), "{}", e.message);
+        assert!(e.message.starts_with(r#"invalid parameter "match[]": 1:"#), "{}", e.message);
     }
 
     #[test]

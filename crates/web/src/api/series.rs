@@ -69,7 +69,7 @@ pub(crate) async fn series(
 ) -> Result<Response, ApiError> {
     let p = Params::from_request(q.as_deref(), &headers, &body);
     let sets = p.match_sets(true)?;
-    let (start, end) = p.time_range()?;
+    let (start, end) = p.metadata_time_range()?;
     let limit = p.limit()?;
     let st = storage(&s)?;
     let mut labels = blocking(move || select_series(&*st, start, end, &sets, limit)).await?;
@@ -90,7 +90,7 @@ pub(crate) async fn labels(
 ) -> Result<Response, ApiError> {
     let p = Params::from_request(q.as_deref(), &headers, &body);
     let sets = p.match_sets(false)?;
-    let (start, end) = p.time_range()?;
+    let (start, end) = p.metadata_time_range()?;
     let limit = p.limit()?;
     let st = storage(&s)?;
     let mut names = blocking(move || {
@@ -124,7 +124,7 @@ pub(crate) async fn label_values(
     }
     let p = Params::from_request(q.as_deref(), &headers, &body);
     let sets = p.match_sets(false)?;
-    let (start, end) = p.time_range()?;
+    let (start, end) = p.metadata_time_range()?;
     let limit = p.limit()?;
     let st = storage(&s)?;
     let mut values = blocking(move || {
