@@ -117,9 +117,16 @@ async fn serve(flags: Flags, config: ember_config::Config) -> Result<(), String>
     let db_dir = flags.storage_tsdb_path.clone();
     tracing::info!(path = %db_dir.display(), "Opening storage");
     let started = std::time::Instant::now();
-    let db =
-        tokio::task::spawn_blocking(move || ember_tsdb::Db::open(&db_dir, ember_tsdb::DbOptions::default()))
-            .await
+    let db_opts = ember_tsdb::DbOptions {
+        min_block_duration: flags.storage_tsdb_min_block_duration.as_millis(),
+        max_block_duration: flags.storage_tsdb_max_block_duration.map(|d| d.as_millis()),
+        retention_time: flags.retention_time().map(|d| d.as_millis()),
+        retention_size: flags.storage_tsdb_retention_size,
+        no_lockfile: flags.storage_tsdb_no_lockfile,
+        ..ember_tsdb::DbOptions::default()
+    };
+    let db = tokio::task::spawn_blocking(move || ember_tsdb::Db::open(&db_dir, db_opts))
+        .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("opening storage failed: {e}"))?;
     let replay = db.replay_stats().clone();
@@ -133,6 +140,7 @@ async fn serve(flags: Flags, config: ember_config::Config) -> Result<(), String>
     let _ = tsdb_metrics.set(db.metrics().clone());
     let db = Arc::new(db);
     state.set_storage(db.clone());
+    state.set_metadata(Arc::new(HeadMetadata(db.clone())));
     let segments = replay.segments as u64;
     state.set_wal_replay(ember_web::api::WalReplay { min: 0, max: segments, current: segments });
 
@@ -169,6 +177,26 @@ async fn serve(flags: Flags, config: ember_config::Config) -> Result<(), String>
         }
     });
 
+    // Compaction and retention run every minute, as Prometheus's.
+    let compact_db = db.clone();
+    let mut compact_stop = stop_rx.clone();
+    let compactor = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let d = compact_db.clone();
+                    match tokio::task::spawn_blocking(move || d.compact()).await {
+                        Ok(Err(e)) => tracing::error!(err = %e, "compaction failed"),
+                        Err(e) => tracing::error!(err = %e, "compaction task failed"),
+                        Ok(Ok(_)) => {}
+                    }
+                }
+                _ = compact_stop.changed() => break,
+            }
+        }
+    });
+
     tokio::select! {
         _ = shutdown_signal() => {}
         _ = quit_state.quit_requested() => tracing::warn!("Received termination request via web service, exiting gracefully..."),
@@ -179,6 +207,7 @@ async fn serve(flags: Flags, config: ember_config::Config) -> Result<(), String>
     manager.shutdown();
     let _ = hup.await;
     let _ = syncer.await;
+    let _ = compactor.await;
     match server.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(err = %e, "web server failed"),
@@ -193,6 +222,15 @@ async fn serve(flags: Flags, config: ember_config::Config) -> Result<(), String>
     }
     tracing::info!("See you next time!");
     Ok(())
+}
+
+/// `/api/v1/metadata` from the metadata the TSDB recorded.
+struct HeadMetadata(Arc<ember_tsdb::Db>);
+
+impl ember_web::api::MetadataView for HeadMetadata {
+    fn metadata(&self) -> std::collections::BTreeMap<String, Vec<ember_model::Metadata>> {
+        self.0.head().all_metadata().into_iter().map(|(name, m)| (name, vec![m])).collect()
+    }
 }
 
 /// Reloads the config on every SIGHUP until `stop` turns true.

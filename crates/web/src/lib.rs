@@ -57,6 +57,7 @@ struct Inner {
     runtime: std::sync::OnceLock<Arc<dyn api::RuntimeView>>,
     reload: std::sync::OnceLock<ReloadFn>,
     wal_replay: std::sync::OnceLock<api::WalReplay>,
+    metadata: std::sync::OnceLock<Arc<dyn api::MetadataView>>,
 }
 
 /// Reloads the configuration (`/-/reload`); the error text is the answer
@@ -122,6 +123,7 @@ impl AppState {
                 runtime: std::sync::OnceLock::new(),
                 reload: std::sync::OnceLock::new(),
                 wal_replay: std::sync::OnceLock::new(),
+                metadata: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -154,6 +156,11 @@ impl AppState {
     /// Installs the `/-/reload` action. Later calls are ignored.
     pub fn set_reload(&self, reload: ReloadFn) {
         let _ = self.inner.reload.set(reload);
+    }
+
+    /// Installs the metric metadata source. Later calls are ignored.
+    pub fn set_metadata(&self, view: Arc<dyn api::MetadataView>) {
+        let _ = self.inner.metadata.set(view);
     }
 
     /// Records the finished WAL replay. Later calls are ignored.

@@ -13,12 +13,14 @@ use serde::Serialize;
 
 use crate::AppState;
 
+mod metadata;
 pub mod params;
 mod query;
 mod series;
 mod status;
 mod targets;
 
+pub use metadata::MetadataView;
 pub use query::api_value;
 pub use status::{RuntimeView, WalReplay};
 pub use targets::{ActiveTarget, DroppedTarget, TargetsView};
@@ -118,6 +120,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/status/config", get(status::config))
         .route("/status/walreplay", get(status::walreplay))
         .route("/targets", get(targets::targets))
+        .route("/metadata", get(metadata::metadata))
         .route("/rules", get(status::rules))
         .route("/alerts", get(status::alerts))
         .route("/alertmanagers", get(status::alertmanagers))
