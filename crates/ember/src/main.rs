@@ -127,8 +127,8 @@ async fn serve(flags: Flags, config: ember_config::Config) -> Result<(), String>
     };
     let db = tokio::task::spawn_blocking(move || ember_tsdb::Db::open(&db_dir, db_opts))
         .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("opening storage failed: {e}"))?;
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("opening storage failed: {e}"))?;
     let replay = db.replay_stats().clone();
     tracing::info!(
         duration = ?started.elapsed(),

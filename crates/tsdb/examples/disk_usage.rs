@@ -66,7 +66,12 @@ fn workload(n: usize) -> Vec<Gen> {
             };
             let inst = format!("host-{}:9100", i / 100);
             let id = format!("{}", i % 100);
-            let labels = Labels::from_pairs(&[("__name__", name), ("instance", &inst), ("job", "node"), ("device", &id)]);
+            let labels = Labels::from_pairs(&[
+                ("__name__", name),
+                ("instance", &inst),
+                ("job", "node"),
+                ("device", &id),
+            ]);
             let v = (rng.next() % 1_000_000) as f64 * 4096.0;
             Gen { labels, kind, v, rate: rng.unit() }
         })
@@ -160,8 +165,12 @@ fn main() {
     for (i, g) in gens.iter().enumerate() {
         let name = g.labels.metric_name().unwrap();
         // OpenMetrics allows no spaces between labels.
-        let rest: Vec<String> =
-            g.labels.iter().filter(|l| l.name != "__name__").map(|l| format!("{}=\"{}\"", l.name, l.value)).collect();
+        let rest: Vec<String> = g
+            .labels
+            .iter()
+            .filter(|l| l.name != "__name__")
+            .map(|l| format!("{}=\"{}\"", l.name, l.value))
+            .collect();
         let rest = format!("{{{}}}", rest.join(","));
         for (t, v) in &lines[i] {
             writeln!(om, "{name}{rest} {v} {}", *t as f64 / 1000.0).unwrap();
@@ -195,7 +204,11 @@ fn main() {
     let (head_samples, head_read) = read(blocks_end, i64::MAX / 2);
 
     println!("workload: {n} series x {steps} samples ({hours} h at 15 s) = {total_samples} samples");
-    println!("ember ingest: {:.2?} ({:.1} M samples/s incl. WAL)", ingest, total_samples as f64 / ingest.as_secs_f64() / 1e6);
+    println!(
+        "ember ingest: {:.2?} ({:.1} M samples/s incl. WAL)",
+        ingest,
+        total_samples as f64 / ingest.as_secs_f64() / 1e6
+    );
     println!(
         "ember compaction: {:.2?} for {} head blocks + {} merges ({:.1} M samples/s)",
         compact_time,
@@ -242,7 +255,10 @@ fn main() {
             pc as f64 / ps as f64,
             ptime
         );
-        println!("ratio ember/promtool bytes per sample: {:.3}", (eb as f64 / es as f64) / (pb as f64 / ps as f64));
+        println!(
+            "ratio ember/promtool bytes per sample: {:.3}",
+            (eb as f64 / es as f64) / (pb as f64 / ps as f64)
+        );
     } else {
         println!("promtool not installed: no comparison");
     }

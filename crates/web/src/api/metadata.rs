@@ -86,7 +86,10 @@ mod tests {
         fn metadata(&self) -> BTreeMap<String, Vec<Metadata>> {
             let m = |t, h: &str| Metadata { metric_type: t, help: h.into(), unit: String::new() };
             BTreeMap::from([
-                ("a_total".to_owned(), vec![m(MetricType::Counter, "A."), m(MetricType::Counter, "A again.")]),
+                (
+                    "a_total".to_owned(),
+                    vec![m(MetricType::Counter, "A."), m(MetricType::Counter, "A again.")],
+                ),
                 ("b".to_owned(), vec![m(MetricType::Gauge, "B.")]),
             ])
         }
@@ -107,7 +110,10 @@ mod tests {
         let v = get("/api/v1/metadata?limit=1").await;
         assert_eq!(v["data"].as_object().unwrap().len(), 1);
         let v = get("/api/v1/metadata?limit_per_metric=1&metric=a_total").await;
-        assert_eq!(v["data"], serde_json::json!({"a_total": [{"type": "counter", "help": "A.", "unit": ""}]}));
+        assert_eq!(
+            v["data"],
+            serde_json::json!({"a_total": [{"type": "counter", "help": "A.", "unit": ""}]})
+        );
         let v = get("/api/v1/metadata?limit=x").await;
         assert_eq!(v["errorType"], "bad_data");
     }
