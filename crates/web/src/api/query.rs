@@ -293,15 +293,15 @@ pub(crate) async fn query_range(
     let start = required_time(&p, "start")?;
     let end = required_time(&p, "end")?;
     if end < start {
-        return Err(ApiError::new(ErrorType::BadData, "end timestamp must not be before start time"));
+        return Err(invalid_param("end", "end timestamp must not be before start time"));
     }
     let step = match p.duration("step")? {
         Some(d) => d.as_millis(),
         None => return Err(invalid_param("step", "cannot parse \"\" to a valid duration")),
     };
     if step <= 0 {
-        return Err(ApiError::new(
-            ErrorType::BadData,
+        return Err(invalid_param(
+            "step",
             "zero or negative query resolution step widths are not accepted. Try a positive integer",
         ));
     }
