@@ -103,10 +103,16 @@ async fn range_parameter_errors() {
     assert_eq!(st, 400);
     assert!(v["error"].as_str().unwrap().starts_with("invalid parameter \"start\""), "{v}");
     let (st, v) = call("GET", "/api/v1/query_range", "query=up&start=10&end=0&step=1").await;
-    assert_eq!((st, v["error"].as_str().unwrap()), (400, "invalid parameter \"end\": end timestamp must not be before start time"));
+    assert_eq!(
+        (st, v["error"].as_str().unwrap()),
+        (400, "invalid parameter \"end\": end timestamp must not be before start time")
+    );
     let (st, v) = call("GET", "/api/v1/query_range", "query=up&start=0&end=10&step=0").await;
     assert_eq!(st, 400);
-    assert!(v["error"].as_str().unwrap().starts_with("invalid parameter \"step\": zero or negative query resolution step"));
+    assert!(v["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("invalid parameter \"step\": zero or negative query resolution step"));
     let (st, v) = call("GET", "/api/v1/query_range", "query=up&start=0&end=20000&step=1").await;
     assert_eq!(st, 400);
     assert!(v["error"].as_str().unwrap().starts_with("exceeded maximum resolution of 11,000 points"));
