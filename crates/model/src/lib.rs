@@ -23,5 +23,5 @@ pub use sample::{
 };
 pub use storage::{
     AppendError, Appendable, Appender, CommitStats, LabelHints, Querier, Queryable, SampleIterator,
-    SelectHints, Series, SeriesRef, SeriesSet, Storage, StorageError, VecSampleIterator,
+    SelectHints, Series, SeriesRef, SeriesSet, Storage, StorageError, VecSampleIterator, VecSeriesSet,
 };

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::storage::{
     AppendError, Appendable, Appender, CommitStats, LabelHints, Querier, Queryable, SelectHints, Series,
-    SeriesRef, SeriesSet, StorageError, VecSampleIterator,
+    SeriesRef, SeriesSet, StorageError, VecSampleIterator, VecSeriesSet,
 };
 use crate::{matches_all, Labels, Matcher, Metadata, Sample, Timestamp};
 
@@ -162,16 +162,6 @@ struct MemQuerier {
     maxt: Timestamp,
 }
 
-struct VecSeriesSet(std::vec::IntoIter<Series>);
-
-impl Iterator for VecSeriesSet {
-    type Item = Result<Series, StorageError>;
-    fn next(&mut self) -> Option<Self::Item> {
-        self.0.next().map(Ok)
-    }
-}
-impl SeriesSet for VecSeriesSet {}
-
 impl MemQuerier {
     fn matching(&self, matchers: &[Matcher]) -> Vec<(Labels, Arc<[Sample]>)> {
         let g = self.storage.inner.read().unwrap_or_else(|e| e.into_inner());
@@ -203,7 +193,7 @@ impl Querier for MemQuerier {
         if hints.limit > 0 {
             out.truncate(hints.limit);
         }
-        Ok(Box::new(VecSeriesSet(out.into_iter())))
+        Ok(Box::new(VecSeriesSet::new(out)))
     }
 
     fn label_values(

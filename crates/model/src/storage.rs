@@ -229,6 +229,25 @@ pub trait Queryable: Send + Sync {
 pub trait Storage: Appendable + Queryable {}
 impl<T: Appendable + Queryable> Storage for T {}
 
+/// A series set over series already collected in memory.
+#[derive(Debug)]
+pub struct VecSeriesSet(std::vec::IntoIter<Series>);
+
+impl VecSeriesSet {
+    pub fn new(series: Vec<Series>) -> VecSeriesSet {
+        VecSeriesSet(series.into_iter())
+    }
+}
+
+impl Iterator for VecSeriesSet {
+    type Item = Result<Series, StorageError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(Ok)
+    }
+}
+
+impl SeriesSet for VecSeriesSet {}
+
 /// Iterates a slice of samples; used by in-memory storages and tests.
 #[derive(Debug, Clone)]
 pub struct VecSampleIterator {

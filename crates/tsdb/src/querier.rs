@@ -25,16 +25,6 @@ impl<'a> MergeQuerier<'a> {
     }
 }
 
-struct VecSeriesSet(std::vec::IntoIter<Series>);
-
-impl Iterator for VecSeriesSet {
-    type Item = Result<Series, StorageError>;
-    fn next(&mut self) -> Option<Self::Item> {
-        self.0.next().map(Ok)
-    }
-}
-impl SeriesSet for VecSeriesSet {}
-
 /// Merges sorted, de-duplicated string lists.
 fn union_sorted(lists: Vec<Vec<String>>, limit: usize) -> Vec<String> {
     let mut all: Vec<String> = lists.into_iter().flatten().collect();
@@ -93,7 +83,7 @@ impl Querier for MergeQuerier<'_> {
         if hints.limit > 0 {
             out.truncate(hints.limit);
         }
-        Ok(Box::new(VecSeriesSet(out.into_iter())))
+        Ok(Box::new(ember_model::VecSeriesSet::new(out)))
     }
 
     fn label_values(
