@@ -236,3 +236,35 @@ async fn run_scrapes_periodically_and_goes_stale_on_stop() {
     // Wide bounds: a loaded machine delays timers, not the schedule.
     assert!(t[1] - t[0] >= 500 && t[1] - t[0] <= 1600, "1s interval: {t:?}");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn malformed_page_marks_the_target_down_with_the_parser_position() {
+    // The second line has an unterminated label value.
+    let srv = Server::start(ok("good 1\nbad{a=\"x} 2\nlater 3\n")).await;
+    let storage = MemStorage::new();
+    let mut sl = scrape_loop(srv.port, "", &storage);
+    let report = sl.scrape_once().await;
+    assert!(!report.up);
+    let h = sl.health();
+    let err = h.lock().unwrap().last_error.clone();
+    assert!(err.contains("line 2, column"), "last error names the line and column: {err}");
+    assert_eq!(h.lock().unwrap().health, Health::Down);
+    // One bad line fails the whole page: nothing of it is stored.
+    assert!(series(&storage, "good").is_empty());
+    assert!(series(&storage, "later").is_empty());
+    assert_eq!(series(&storage, "up")[0].1[0].1, 0.0);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn bearer_token_from_a_file_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let srv = Server::start(ok("a 1\n")).await;
+    let storage = MemStorage::new();
+    let extra = format!("    authorization: {{credentials_file: '{}'}}\n", token.display());
+    let mut sl = scrape_loop(srv.port, &extra, &storage);
+    assert!(sl.scrape_once().await.up);
+    let req = srv.last_request().to_lowercase();
+    assert!(req.contains("authorization: bearer s3cret\r\n"), "{req}");
+}
