@@ -72,5 +72,46 @@ fn bench_append(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_relabel, bench_append);
+/// The figure: a 10k-series page in steady state, parsed, looked
+/// up in the cache and appended into the real head (no WAL), committed.
+fn bench_scrape_into_head(c: &mut Criterion) {
+    let mut page = String::new();
+    page.push_str("# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\n");
+    for i in 0..10_000 {
+        page.push_str(&format!(
+            "http_requests_total{{method=\"GET\",code=\"{}\",path=\"/api/v1/endpoint/{}\"}} {}\n",
+            200 + i % 5,
+            i / 5,
+            i * 7
+        ));
+    }
+    let target = labels!("job" => "node", "instance" => "web-1:9100");
+    let opts = AppendOptions { honor_timestamps: true, ..Default::default() };
+    let head = ember_tsdb::Head::new(ember_tsdb::HeadOptions::default());
+    let mut cache = ScrapeCache::new();
+    let mut ts = 1_000_000i64;
+    let mut g = c.benchmark_group("scrape_page_into_head");
+    g.throughput(Throughput::Elements(10_000));
+    g.bench_function("10000_series_steady_state", |b| {
+        b.iter(|| {
+            ts += 15_000;
+            let mut app = ember_model::Appendable::appender(&head);
+            let st = append_page(
+                app.as_mut(),
+                &mut cache,
+                &target,
+                &opts,
+                page.as_bytes(),
+                Format::PrometheusText,
+                ts,
+            )
+            .unwrap();
+            app.commit().unwrap();
+            st
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_relabel, bench_append, bench_scrape_into_head);
 criterion_main!(benches);
