@@ -59,6 +59,8 @@ fn run_command(cmd: &Command) -> ExitCode {
 }
 
 async fn serve(flags: Flags, config: ember_config::Config) -> Result<(), String> {
+    let cors = ember_web::CorsOrigin::new(&flags.web_cors_origin)
+        .map_err(|e| format!("could not compile CORS regex string {:?}: {e}", flags.web_cors_origin))?;
     tracing::info!(version = VERSION, "Starting ember");
     // Metrics sources are registered before the storage exists; the TSDB's
     // are filled in once it is open.
@@ -80,6 +82,7 @@ async fn serve(flags: Flags, config: ember_config::Config) -> Result<(), String>
             },
             query_timeout: Some(flags.query_timeout.as_std()),
             query_max_concurrency: flags.query_max_concurrency,
+            cors_origin: Some(cors),
         },
         None,
         vec![

@@ -3,6 +3,8 @@
 //! difference.
 
 pub mod api;
+pub use cors::CorsOrigin;
+mod cors;
 mod federate;
 mod lifecycle;
 mod remote_write;
@@ -52,6 +54,7 @@ struct Inner {
     remote_write_receiver: bool,
     lookback_delta_ms: i64,
     query: QueryConfig,
+    cors: cors::CorsOrigin,
     /// Installed by the binary once the scrape manager runs.
     targets: std::sync::OnceLock<Arc<dyn api::TargetsView>>,
     runtime: std::sync::OnceLock<Arc<dyn api::RuntimeView>>,
@@ -94,6 +97,8 @@ pub struct Options {
     pub query_timeout: Option<std::time::Duration>,
     /// `--query.max-concurrency` (default 20).
     pub query_max_concurrency: usize,
+    /// `--web.cors.origin`, compiled (default `.*`).
+    pub cors_origin: Option<cors::CorsOrigin>,
 }
 
 impl AppState {
@@ -114,6 +119,7 @@ impl AppState {
                 } else {
                     5 * 60 * 1000
                 },
+                cors: opts.cors_origin.clone().unwrap_or_default(),
                 query: QueryConfig {
                     engine: Arc::new(ember_promql::engine::Engine::new(opts.engine)),
                     timeout: opts.query_timeout.unwrap_or(std::time::Duration::from_secs(120)),
@@ -206,8 +212,10 @@ pub fn router(state: AppState) -> Router {
         // `ParseForm` limit. Larger bodies get 413 before being buffered.
         .route("/api/v1/write", post(remote_write::write).layer(DefaultBodyLimit::max(32 << 20)))
         .route("/federate", get(federate::federate))
-        .nest("/api/v1", api::routes())
+        .nest("/api/v1", api::routes().layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors)))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(10 << 20))
+        // gzip when the client asks for it, as Prometheus's handlers do.
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true))
         .with_state(state)
 }
