@@ -382,12 +382,15 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn heavy_query_times_out_in_the_engine() {
-        // Nested subqueries at 1s resolution over a day: many seconds of
-        // work. With timeout=50ms the engine itself must give up: the
-        // answer comes before the 500ms backstop would fire.
-        let q = "sum_over_time((sum_over_time(x[1h:1s]))[1d:1s])";
+        // Nested subqueries at 1s resolution over 30 days: 2.6 M outer
+        // steps, each summing a 3600-point window, far more than 50 ms of
+        // work on any machine. With timeout=50ms the answer must be the
+        // timeout error, in bounded time. (That the engine stops itself,
+        // rather than the handler's backstop, is tested in the engine's
+        // tests/control.rs; here a loaded CI machine must not flake.)
+        let q = "sum_over_time((sum_over_time(x[1h:1s]))[30d:1s])";
         let uri = format!(
-            "/api/v1/query?time=86400&timeout=50ms&query={}",
+            "/api/v1/query?time=2592000&timeout=50ms&query={}",
             form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
         );
         let started = Instant::now();
@@ -396,7 +399,7 @@ mod tests {
         assert_eq!(status, 503, "{v}");
         assert_eq!(v["errorType"], "timeout");
         assert_eq!(v["error"], "query timed out in expression evaluation");
-        assert!(took < Duration::from_millis(450), "took {took:?}");
+        assert!(took < Duration::from_secs(5), "took {took:?}");
     }
 
     #[tokio::test]
