@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use ember_model::{LabelHints, Labels, Matcher, SelectHints, Storage, Timestamp};
+use ember_model::{LabelHints, Labels, Matcher, Querier, SelectHints, Storage, StorageError, Timestamp};
 use serde_json::{Map, Value};
 
 use super::params::{unescape_label_name, Params};
@@ -82,6 +82,35 @@ pub(crate) async fn series(
     Ok(success(data, warnings, vec![]))
 }
 
+/// Label names or values, as `lookup` reads them, for `/labels` and
+/// `/label/<name>/values`: the union over the `match[]` sets (every series
+/// without one), cut at `limit` with Prometheus's warning.
+async fn label_strings<F>(s: &AppState, p: &Params, lookup: F) -> Result<Response, ApiError>
+where
+    F: Fn(&dyn Querier, &LabelHints, &[Matcher]) -> Result<Vec<String>, StorageError> + Send + 'static,
+{
+    let sets = p.match_sets(false)?;
+    let (start, end) = p.metadata_time_range()?;
+    let limit = p.limit()?;
+    let st = storage(s)?;
+    let mut strings = blocking(move || {
+        let q = st.querier(start, end).map_err(internal)?;
+        let hints = LabelHints { limit: if limit > 0 { limit + 1 } else { 0 } };
+        if sets.is_empty() {
+            return lookup(&*q, &hints, &[]).map_err(internal);
+        }
+        let mut all = BTreeSet::new();
+        for ms in &sets {
+            all.extend(lookup(&*q, &hints, ms).map_err(internal)?);
+        }
+        Ok(all.into_iter().collect::<Vec<String>>())
+    })
+    .await?;
+    let mut warnings = Vec::new();
+    truncate(&mut strings, limit, &mut warnings);
+    Ok(success(strings, warnings, vec![]))
+}
+
 pub(crate) async fn labels(
     State(s): State<AppState>,
     RawQuery(q): RawQuery,
@@ -89,26 +118,7 @@ pub(crate) async fn labels(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let p = Params::from_request(q.as_deref(), &headers, &body);
-    let sets = p.match_sets(false)?;
-    let (start, end) = p.metadata_time_range()?;
-    let limit = p.limit()?;
-    let st = storage(&s)?;
-    let mut names = blocking(move || {
-        let q = st.querier(start, end).map_err(internal)?;
-        let hints = LabelHints { limit: if limit > 0 { limit + 1 } else { 0 } };
-        if sets.is_empty() {
-            return q.label_names(&hints, &[]).map_err(internal);
-        }
-        let mut all = BTreeSet::new();
-        for ms in &sets {
-            all.extend(q.label_names(&hints, ms).map_err(internal)?);
-        }
-        Ok(all.into_iter().collect::<Vec<String>>())
-    })
-    .await?;
-    let mut warnings = Vec::new();
-    truncate(&mut names, limit, &mut warnings);
-    Ok(success(names, warnings, vec![]))
+    label_strings(&s, &p, |q, hints, ms| q.label_names(hints, ms)).await
 }
 
 pub(crate) async fn label_values(
@@ -123,24 +133,5 @@ pub(crate) async fn label_values(
         return Err(ApiError::new(ErrorType::BadData, format!("invalid label name: {name:?}")));
     }
     let p = Params::from_request(q.as_deref(), &headers, &body);
-    let sets = p.match_sets(false)?;
-    let (start, end) = p.metadata_time_range()?;
-    let limit = p.limit()?;
-    let st = storage(&s)?;
-    let mut values = blocking(move || {
-        let q = st.querier(start, end).map_err(internal)?;
-        let hints = LabelHints { limit: if limit > 0 { limit + 1 } else { 0 } };
-        if sets.is_empty() {
-            return q.label_values(&name, &hints, &[]).map_err(internal);
-        }
-        let mut all = BTreeSet::new();
-        for ms in &sets {
-            all.extend(q.label_values(&name, &hints, ms).map_err(internal)?);
-        }
-        Ok(all.into_iter().collect::<Vec<String>>())
-    })
-    .await?;
-    let mut warnings = Vec::new();
-    truncate(&mut values, limit, &mut warnings);
-    Ok(success(values, warnings, vec![]))
+    label_strings(&s, &p, move |q, hints, ms| q.label_values(&name, hints, ms)).await
 }
