@@ -17,10 +17,7 @@ use super::{
     write_block, Block, BlockCompaction, BlockDesc, BlockError, BlockMeta, ChunkMeta, ChunkToWrite,
     ENCODING_XOR,
 };
-use crate::chunkenc::{XorChunk, XorIterator};
-
-/// Samples per re-encoded chunk, as the head cuts them.
-const SAMPLES_PER_CHUNK: usize = 120;
+use crate::chunkenc::XorIterator;
 
 /// The level ranges: `min`, `min×3`, `min×9`, … up to `max` (inclusive).
 pub fn exponential_ranges(min: i64, max: i64) -> Vec<i64> {
@@ -219,21 +216,8 @@ fn merge_series(blocks: &[&Block], parts: &[SeriesPart]) -> Result<Vec<ChunkToWr
     }
     samples.sort_by_key(|&(t, _, b)| (t, b));
     samples.dedup_by_key(|s| s.0);
-    Ok(samples
-        .chunks(SAMPLES_PER_CHUNK)
-        .map(|part| {
-            let mut c = XorChunk::new();
-            for &(t, v, _) in part {
-                c.append(t, v);
-            }
-            ChunkToWrite {
-                mint: part[0].0,
-                maxt: part[part.len() - 1].0,
-                encoding: ENCODING_XOR,
-                data: c.into_bytes(),
-            }
-        })
-        .collect())
+    let samples: Vec<(Timestamp, f64)> = samples.into_iter().map(|(t, v, _)| (t, v)).collect();
+    Ok(ChunkToWrite::encode_xor(&samples))
 }
 
 /// Blocks to delete for retention, oldest first: those ending more than
@@ -273,6 +257,7 @@ pub fn retention_victims(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chunkenc::XorChunk;
     use ember_model::labels;
 
     const H: i64 = 3600 * 1000;

@@ -54,6 +54,31 @@ pub struct ChunkToWrite {
     pub data: Vec<u8>,
 }
 
+/// Samples per chunk when samples are (re-)encoded, as the head cuts them.
+pub const SAMPLES_PER_CHUNK: usize = 120;
+
+impl ChunkToWrite {
+    /// Encodes time-ordered samples as XOR chunks of at most
+    /// [`SAMPLES_PER_CHUNK`] samples each.
+    pub fn encode_xor(samples: &[(Timestamp, f64)]) -> Vec<ChunkToWrite> {
+        samples
+            .chunks(SAMPLES_PER_CHUNK)
+            .map(|part| {
+                let mut c = crate::chunkenc::XorChunk::new();
+                for &(t, v) in part {
+                    c.append(t, v);
+                }
+                ChunkToWrite {
+                    mint: part[0].0,
+                    maxt: part[part.len() - 1].0,
+                    encoding: ENCODING_XOR,
+                    data: c.into_bytes(),
+                }
+            })
+            .collect()
+    }
+}
+
 /// Writes a block from series sorted by labels. `min_time`/`max_time` are
 /// the block's range (`max_time` exclusive). Returns the new block's meta;
 /// the block is visible under `parent/<ulid>` only once complete.

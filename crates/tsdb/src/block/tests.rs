@@ -6,28 +6,9 @@ use std::process::Command;
 use ember_model::{labels, Labels, MatchOp, Matcher};
 
 use super::*;
-use crate::chunkenc::{XorChunk, XorIterator};
+use crate::chunkenc::XorIterator;
 
 type Samples = BTreeMap<Labels, Vec<(i64, f64)>>;
-
-/// Splits samples into XOR chunks of at most 120 samples.
-fn to_chunks(samples: &[(i64, f64)]) -> Vec<ChunkToWrite> {
-    samples
-        .chunks(120)
-        .map(|part| {
-            let mut c = XorChunk::new();
-            for &(t, v) in part {
-                c.append(t, v);
-            }
-            ChunkToWrite {
-                mint: part[0].0,
-                maxt: part[part.len() - 1].0,
-                encoding: ENCODING_XOR,
-                data: c.into_bytes(),
-            }
-        })
-        .collect()
-}
 
 fn workload() -> Samples {
     let mut m = Samples::new();
@@ -52,7 +33,7 @@ fn write(dir: &std::path::Path, data: &Samples) -> BlockMeta {
         mint,
         maxt,
         BlockCompaction::default(),
-        data.iter().map(|(l, s)| (l.clone(), to_chunks(s))),
+        data.iter().map(|(l, s)| (l.clone(), ChunkToWrite::encode_xor(s))),
     )
     .unwrap()
 }
