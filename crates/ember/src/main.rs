@@ -74,7 +74,6 @@ async fn serve(flags: Flags, config: ember_config::Config) -> Result<(), String>
             flags: flags.as_map(),
             enable_lifecycle: flags.web_enable_lifecycle,
             enable_remote_write_receiver: flags.web_enable_remote_write_receiver,
-            lookback_delta_ms: flags.query_lookback_delta.as_millis(),
             engine: ember_promql::engine::EngineOptions {
                 lookback_delta: flags.query_lookback_delta.as_millis(),
                 max_samples: flags.query_max_samples,

@@ -26,7 +26,7 @@ pub(crate) async fn federate(
     let Ok(st) = s.storage() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "storage is not ready\n").into_response();
     };
-    let lookback = s.inner.lookback_delta_ms;
+    let lookback = s.inner.query.engine.options().lookback_delta;
     let now = ember_model::sample::now_millis();
     let res = tokio::task::spawn_blocking(move || -> Result<String, String> {
         let mint = now - lookback;

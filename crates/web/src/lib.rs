@@ -52,7 +52,6 @@ struct Inner {
     /// answer 503 `unavailable`.
     storage: std::sync::OnceLock<Arc<dyn Storage>>,
     remote_write_receiver: bool,
-    lookback_delta_ms: i64,
     query: QueryConfig,
     cors: cors::CorsOrigin,
     /// Installed by the binary once the scrape manager runs.
@@ -89,9 +88,8 @@ pub struct Options {
     pub flags: BTreeMap<String, String>,
     pub enable_lifecycle: bool,
     pub enable_remote_write_receiver: bool,
-    /// `--query.lookback-delta` in milliseconds (federation uses it too).
-    pub lookback_delta_ms: i64,
-    /// Engine settings (`--query.max-samples`, lookback).
+    /// Engine settings (`--query.max-samples`, `--query.lookback-delta`,
+    /// which federation uses too).
     pub engine: ember_promql::engine::EngineOptions,
     /// `--query.timeout` (default 2m).
     pub query_timeout: Option<std::time::Duration>,
@@ -114,11 +112,6 @@ impl AppState {
                 shutdown: tokio::sync::Notify::new(),
                 storage: storage.map(std::sync::OnceLock::from).unwrap_or_default(),
                 remote_write_receiver: opts.enable_remote_write_receiver,
-                lookback_delta_ms: if opts.lookback_delta_ms > 0 {
-                    opts.lookback_delta_ms
-                } else {
-                    5 * 60 * 1000
-                },
                 cors: opts.cors_origin.clone().unwrap_or_default(),
                 query: QueryConfig {
                     engine: Arc::new(ember_promql::engine::Engine::new(opts.engine)),
