@@ -77,9 +77,9 @@ async fn serve(flags: Flags, config: ember_config::Config) -> Result<(), String>
             engine: ember_promql::engine::EngineOptions {
                 lookback_delta: flags.query_lookback_delta.as_millis(),
                 max_samples: flags.query_max_samples,
+                timeout: Some(flags.query_timeout.as_std()),
                 ..Default::default()
             },
-            query_timeout: Some(flags.query_timeout.as_std()),
             query_max_concurrency: flags.query_max_concurrency,
             cors_origin: Some(cors),
         },

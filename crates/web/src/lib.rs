@@ -88,11 +88,9 @@ pub struct Options {
     pub flags: BTreeMap<String, String>,
     pub enable_lifecycle: bool,
     pub enable_remote_write_receiver: bool,
-    /// Engine settings (`--query.max-samples`, `--query.lookback-delta`,
-    /// which federation uses too).
+    /// Engine settings (`--query.max-samples`, `--query.timeout`,
+    /// `--query.lookback-delta`, which federation uses too).
     pub engine: ember_promql::engine::EngineOptions,
-    /// `--query.timeout` (default 2m).
-    pub query_timeout: Option<std::time::Duration>,
     /// `--query.max-concurrency` (default 20).
     pub query_max_concurrency: usize,
     /// `--web.cors.origin`, compiled (default `.*`).
@@ -115,7 +113,8 @@ impl AppState {
                 cors: opts.cors_origin.clone().unwrap_or_default(),
                 query: QueryConfig {
                     engine: Arc::new(ember_promql::engine::Engine::new(opts.engine)),
-                    timeout: opts.query_timeout.unwrap_or(std::time::Duration::from_secs(120)),
+                    // `--query.timeout` lives in the engine options (default 2m).
+                    timeout: opts.engine.timeout.unwrap_or(std::time::Duration::from_secs(120)),
                     concurrency: tokio::sync::Semaphore::new(opts.query_max_concurrency.max(1)),
                 },
                 targets: std::sync::OnceLock::new(),
