@@ -152,15 +152,7 @@ impl Db {
         for p in block::remove_incomplete_blocks(dir)? {
             tracing::info!(path = %p.display(), "removed a half-written or half-deleted block");
         }
-        let mut blocks = Vec::new();
-        for d in block::block_dirs(dir)? {
-            let b = Block::open(&d).map_err(|e| match e {
-                BlockError::Corrupt(m) => BlockError::Corrupt(format!("{}: {m}", d.display())),
-                other => other,
-            })?;
-            blocks.push(Arc::new(b));
-        }
-        blocks.sort_by_key(|b| (b.meta().min_time, b.meta().max_time));
+        let blocks = open_blocks(dir, &[])?;
         // The head's chunks never cross a block boundary.
         opts.head.chunk_range = opts.min_block_duration;
         let wal_dir = dir.join("wal");
@@ -227,19 +219,15 @@ impl Db {
 
     /// Re-reads the block directories (after writing or deleting blocks).
     fn reload_blocks(&self) -> Result<(), DbError> {
-        let mut open: Vec<Arc<Block>> = Vec::new();
         let current = self.blocks.read().clone();
-        for d in block::block_dirs(&self.dir)? {
-            match current.iter().find(|b| b.dir() == d) {
-                Some(b) => open.push(b.clone()),
-                None => open.push(Arc::new(Block::open(&d)?)),
-            }
-        }
-        open.sort_by_key(|b| (b.meta().min_time, b.meta().max_time));
+        self.install_blocks(open_blocks(&self.dir, &current)?);
+        Ok(())
+    }
+
+    fn install_blocks(&self, open: Vec<Arc<Block>>) {
         *self.blocks.write() = open;
         self.metrics().reloads_total.fetch_add(1, Ordering::Relaxed);
         self.update_block_metrics();
-        Ok(())
     }
 
     /// Deletes block directories: renamed first, so a crash midway leaves a
@@ -398,19 +386,38 @@ impl Db {
     ) -> Result<usize, DbError> {
         let _g = self.compacting.lock();
         let mut n = 0;
+        // Each block is reopened to take its new tombstones; the reopened
+        // set replaces the old one in one step, so readers never see a
+        // directory without blocks.
+        let mut reopened = Vec::new();
         for b in self.blocks() {
-            let mut reopened = Block::open(b.dir())?;
-            n += reopened.delete(mint, maxt, matchers)?;
+            let mut fresh = Block::open(b.dir())?;
+            n += fresh.delete(mint, maxt, matchers)?;
+            reopened.push(Arc::new(fresh));
         }
-        self.reload_all_blocks()?;
+        self.install_blocks(reopened);
         Ok(n)
     }
+}
 
-    /// Re-opens every block (tombstones changed).
-    fn reload_all_blocks(&self) -> Result<(), DbError> {
-        self.blocks.write().clear();
-        self.reload_blocks()
+/// The blocks in `dir`, sorted by time; blocks already open in `reuse` are
+/// kept as they are, others are opened (a corrupt one names its directory).
+fn open_blocks(dir: &Path, reuse: &[Arc<Block>]) -> Result<Vec<Arc<Block>>, DbError> {
+    let mut open: Vec<Arc<Block>> = Vec::new();
+    for d in block::block_dirs(dir)? {
+        match reuse.iter().find(|b| b.dir() == d) {
+            Some(b) => open.push(b.clone()),
+            None => {
+                let b = Block::open(&d).map_err(|e| match e {
+                    BlockError::Corrupt(m) => BlockError::Corrupt(format!("{}: {m}", d.display())),
+                    other => other,
+                })?;
+                open.push(Arc::new(b));
+            }
+        }
     }
+    open.sort_by_key(|b| (b.meta().min_time, b.meta().max_time));
+    Ok(open)
 }
 
 fn dir_size(p: &Path) -> u64 {

@@ -192,3 +192,21 @@ fn promtool_reads_the_whole_data_directory() {
         data.iter().map(|(l, v)| (l.to_string(), v.clone())).collect();
     assert_eq!(dumped, want, "blocks + checkpoint + WAL, as promtool reads them");
 }
+
+#[test]
+fn deletion_in_blocks_hides_samples_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = Data::new();
+    let victim = labels!("__name__" => "reqs_total", "instance" => "host-3", "job" => "api");
+    {
+        let db = Db::open(dir.path(), opts()).unwrap();
+        ingest(&db, 0, 4 * H, &mut data);
+        db.compact().unwrap();
+        let n = db.delete_in_blocks(H, 2 * H - 1, &[Matcher::equal("instance", "host-3")]).unwrap();
+        assert_eq!(n, 1, "one block holds [1h, 2h) of the series");
+        data.get_mut(&victim).unwrap().retain(|&(t, _)| !(H..2 * H).contains(&t));
+        assert_eq!(read_all(&db), data);
+    }
+    let db = Db::open(dir.path(), opts()).unwrap();
+    assert_eq!(read_all(&db), data, "tombstones are on disk");
+}
