@@ -2,68 +2,14 @@
 //! The manager over all jobs: reloads keep unchanged jobs, restart changed
 //! ones, stop removed ones; file_sd feeds the pools.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use ember_model::is_stale_nan;
 use ember_model::memory::MemStorage;
-use ember_model::{is_stale_nan, Matcher, Queryable, SelectHints};
 use ember_scrape::{Health, Manager};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-/// An exporter answering every request with `m 1`.
-async fn exporter() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let mut got = Vec::new();
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let body = "# TYPE m gauge\nm 1\n";
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    port
-}
-
-/// `up` samples per job.
-fn up_by_job(s: &MemStorage) -> BTreeMap<String, Vec<f64>> {
-    let q = s.querier(i64::MIN, i64::MAX).unwrap();
-    let set = q.select(true, &SelectHints::default(), &[Matcher::equal("__name__", "up")]).unwrap();
-    set.map(|r| {
-        let mut s = r.unwrap();
-        let mut v = Vec::new();
-        while s.samples.next() {
-            v.push(s.samples.at().1);
-        }
-        (s.labels.get("job").unwrap().to_owned(), v)
-    })
-    .collect()
-}
-
-async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 fn job(name: &str, port: u16, extra: &str) -> String {
     format!(
@@ -73,7 +19,7 @@ fn job(name: &str, port: u16, extra: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_keeps_unchanged_restarts_changed_and_stops_removed() {
-    let port = exporter().await;
+    let port = common::exporter("# TYPE m gauge\nm 1\n").await;
     let storage = Arc::new(MemStorage::new());
     let m = Manager::new(storage.clone());
     let cfg =
@@ -82,8 +28,10 @@ async fn reload_keeps_unchanged_restarts_changed_and_stops_removed() {
     let s =
         m.apply_config(&cfg(&[job("a", port, ""), job("b", port, ""), job("c", port, "")])).await.unwrap();
     assert_eq!(s.started, vec!["a", "b", "c"]);
-    wait_for("all up", || m.active_targets(None).iter().filter(|t| t.health == Health::Up).count() == 3)
-        .await;
+    common::wait_for(Duration::from_secs(10), "all up", || {
+        m.active_targets(None).iter().filter(|t| t.health == Health::Up).count() == 3
+    })
+    .await;
     let a_scraped = m.active_targets(Some("a"))[0].last_scrape;
 
     // a unchanged, b changed, c removed, d new.
@@ -107,7 +55,7 @@ async fn reload_keeps_unchanged_restarts_changed_and_stops_removed() {
     assert_eq!(a.health, Health::Up);
 
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let up = up_by_job(&storage);
+    let up = common::up_by(&storage, "job");
     // The removed job's series end with a staleness marker; the kept one's
     // have none.
     assert!(is_stale_nan(*up["c"].last().unwrap()), "{:?}", up["c"]);
@@ -129,10 +77,10 @@ async fn reload_keeps_unchanged_restarts_changed_and_stops_removed() {
     assert_eq!(m.pools(), vec!["a", "b", "d"]);
 
     // Shutdown writes no staleness markers.
-    let before = up_by_job(&storage);
+    let before = common::up_by(&storage, "job");
     m.shutdown();
     tokio::time::sleep(Duration::from_millis(250)).await;
-    let after = up_by_job(&storage);
+    let after = common::up_by(&storage, "job");
     for j in ["a", "b", "d"] {
         assert!(!is_stale_nan(*after[j].last().unwrap()), "{j}: {:?}", after[j]);
         assert_eq!(before[j].len(), after[j].len(), "{j} kept scraping after shutdown");
@@ -142,7 +90,7 @@ async fn reload_keeps_unchanged_restarts_changed_and_stops_removed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_sd_targets_follow_the_file() {
-    let port = exporter().await;
+    let port = common::exporter("# TYPE m gauge\nm 1\n").await;
     let dir = tempfile::tempdir().unwrap();
     let sd = dir.path().join("targets.json");
     std::fs::write(&sd, format!(r#"[{{"targets":["127.0.0.1:{port}"],"labels":{{"team":"x"}}}}]"#)).unwrap();
@@ -154,7 +102,8 @@ async fn file_sd_targets_follow_the_file() {
     ))
     .unwrap();
     m.apply_config(&cfg).await.unwrap();
-    wait_for("file_sd target", || m.active_targets(Some("f")).len() == 1).await;
+    common::wait_for(Duration::from_secs(10), "file_sd target", || m.active_targets(Some("f")).len() == 1)
+        .await;
     let t = &m.active_targets(Some("f"))[0];
     assert_eq!(t.labels.get("team"), Some("x"));
     assert_eq!(t.scrape_url, format!("http://127.0.0.1:{port}/metrics"));
@@ -166,7 +115,8 @@ async fn file_sd_targets_follow_the_file() {
         format!(r#"[{{"targets":["127.0.0.1:{port}","localhost:{port}"],"labels":{{"team":"x"}}}}]"#),
     )
     .unwrap();
-    wait_for("dropped target", || m.dropped_targets(Some("f")).len() == 1).await;
+    common::wait_for(Duration::from_secs(10), "dropped target", || m.dropped_targets(Some("f")).len() == 1)
+        .await;
     assert_eq!(m.active_targets(None).len(), 1);
     assert_eq!(m.stats()["f"].discovered, 2);
     m.shutdown();
