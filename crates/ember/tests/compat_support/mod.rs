@@ -1,4 +1,4 @@
-//! Shared helpers for `side_by_side.rs` and `grafana.rs`: start servers,
+//! Shared helpers for the binary's integration tests: start servers,
 //! speak minimal HTTP, generate and remote-write the test data set.
 #![allow(dead_code)] // each test binary uses a different subset
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
