@@ -5,6 +5,7 @@
 //! (`up`, `scrape_duration_seconds`, ...).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use ember_config::RelabelConfig;
 use ember_model::{
@@ -71,14 +72,20 @@ impl AppendOptions {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct CacheEntry {
+    /// The series exactly as the page wrote it.
+    text: Box<str>,
     /// Final labels; `None` when relabelling dropped the series.
     labels: Option<Labels>,
     /// `labels.stable_hash()`, the series' identity for staleness tracking.
     hash: u64,
     sref: Option<SeriesRef>,
+    /// The last successful page that contained the text.
     last_iter: u64,
+    /// The last attempt (successful or not) that tracked the series for
+    /// staleness; see [`ScrapeCache::prev`].
+    tracked_attempt: u64,
 }
 
 /// FxHash: a multiply-rotate hasher. The scrape cache hashes every sample's
@@ -131,20 +138,44 @@ impl std::hash::Hasher for FxHasher {
 }
 
 type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
-type SeenMap = HashMap<u64, (Labels, Option<SeriesRef>), FxBuild>;
+
+fn text_hash(text: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = FxHasher::default();
+    h.write(text.as_bytes());
+    h.finish()
+}
 
 /// What one target remembers between scrapes: parsed-and-relabelled series
-/// by their raw text, and the series of the previous scrape (for staleness).
+/// by their raw text, and the series of the previous page (for staleness).
+///
+/// Exporters write their series in the same order on every page, so the
+/// entries are kept in the order of the page that last arranged them and a
+/// page is matched against them by walking forward: in the steady state a
+/// sample costs one comparison with the next entry's text, in memory that is
+/// read sequentially, and no hashing. The hash index is only consulted when
+/// the walk misses (new series, reordered pages).
 #[derive(Debug, Default)]
 pub struct ScrapeCache {
-    entries: HashMap<String, CacheEntry, FxBuild>,
-    /// Series appended by the last successful page (by label hash), with
-    /// their refs.
-    prev: SeenMap,
+    entries: Vec<CacheEntry>,
+    /// Indices into `entries`, hashed by the entry's text.
+    index: hashbrown::HashTable<u32>,
+    /// Entries tracked for staleness by the last successful page. Kept as
+    /// indices so a page allocates nothing for it; a failed page leaves it
+    /// as it was.
+    prev: Vec<u32>,
+    /// The same for the page being appended (reused allocation).
+    cur: Vec<u32>,
+    /// Entries in the order the page being appended matched them.
+    order: Vec<u32>,
     /// Metric family metadata (`# TYPE`, `# HELP`, `# UNIT`) of the last
-    /// good page, for the metadata API.
-    metadata: HashMap<String, Metadata>,
+    /// good page, for the metadata API. Replaced (not mutated) only when a
+    /// page's metadata differs, so readers can hold the `Arc` cheaply.
+    metadata: Arc<HashMap<String, Metadata>>,
+    /// Successful pages so far.
     iter: u64,
+    /// Pages attempted so far, successful or not.
+    attempt: u64,
 }
 
 impl ScrapeCache {
@@ -162,9 +193,93 @@ impl ScrapeCache {
         &self.metadata
     }
 
+    /// The same, shared: the `Arc` changes only when the metadata did.
+    pub fn shared_metadata(&self) -> &Arc<HashMap<String, Metadata>> {
+        &self.metadata
+    }
+
+    /// Forgets how raw series map to labels (relabelling or label
+    /// handling changed) but keeps the series of the last page, so the
+    /// ones that no longer appear still get staleness markers.
+    pub fn forget_series_mapping(&mut self) {
+        // The entries stay, since `prev` points into them, but no text
+        // matches them any more (a page never has an empty series text);
+        // `rearrange` drops them once they are two pages old.
+        for e in &mut self.entries {
+            e.text = Box::from("");
+        }
+        self.index.clear();
+    }
+
     /// Series the next stale-marking pass would mark.
     pub fn tracked_series(&self) -> usize {
         self.prev.len()
+    }
+
+    /// The entry for `text`: `hint` (the entry after the previous sample's)
+    /// if it is the one, else whatever the index says (`Err` when that
+    /// lookup was needed).
+    #[inline]
+    fn find(&self, text: &str, hint: usize) -> Result<usize, Option<usize>> {
+        if let Some(e) = self.entries.get(hint) {
+            if *e.text == *text {
+                return Ok(hint);
+            }
+        }
+        let entries = &self.entries;
+        Err(self.index.find(text_hash(text), |&i| *entries[i as usize].text == *text).map(|&i| i as usize))
+    }
+
+    fn insert(&mut self, e: CacheEntry) -> usize {
+        let i = self.entries.len();
+        let entries = &self.entries;
+        self.index.insert_unique(text_hash(&e.text), i as u32, |&j| text_hash(&entries[j as usize].text));
+        self.entries.push(e);
+        i
+    }
+
+    /// Puts the entries in the order of the page just appended (those it did
+    /// not contain after them) and forgets entries unseen for two pages
+    /// (series that churned away). Only done when the walk missed often or
+    /// something is to be forgotten, so the steady state does not pay for it.
+    fn rearrange(&mut self, iter: u64, misses: usize, matched: usize) {
+        // When the page matched every entry, none can have expired.
+        let expired = matched < self.entries.len() && self.entries.iter().any(|e| e.last_iter + 2 < iter);
+        if !expired && misses <= self.entries.len() / 16 {
+            return;
+        }
+        const GONE: u32 = u32::MAX;
+        let mut remap = vec![GONE; self.entries.len()];
+        let mut next = 0u32;
+        for &i in &self.order {
+            if remap[i as usize] == GONE {
+                remap[i as usize] = next;
+                next += 1;
+            }
+        }
+        for (i, e) in self.entries.iter().enumerate() {
+            if remap[i] == GONE && e.last_iter + 2 >= iter {
+                remap[i] = next;
+                next += 1;
+            }
+        }
+        let mut slots: Vec<Option<CacheEntry>> = Vec::with_capacity(next as usize);
+        slots.resize_with(next as usize, || None);
+        for (i, e) in std::mem::take(&mut self.entries).into_iter().enumerate() {
+            if remap[i] != GONE {
+                slots[remap[i] as usize] = Some(e);
+            }
+        }
+        self.entries = slots.into_iter().flatten().collect();
+        self.index.clear();
+        let entries = &self.entries;
+        for (i, e) in entries.iter().enumerate() {
+            self.index.insert_unique(text_hash(&e.text), i as u32, |&j| text_hash(&entries[j as usize].text));
+        }
+        // Entries tracked by the last page were seen by it, so none is gone.
+        for i in &mut self.prev {
+            *i = remap[*i as usize];
+        }
     }
 }
 
@@ -285,37 +400,44 @@ pub fn append_page(
 ) -> Result<PageStats, ScrapeError> {
     let mut stats = PageStats::default();
     let mut scratch = LabelScratch::new();
-    let mut seen: SeenMap = HashMap::with_capacity_and_hasher(cache.prev.len(), FxBuild::default());
     let iter = cache.iter + 1;
-    let mut metadata: HashMap<String, Metadata> = HashMap::new();
+    cache.attempt += 1;
+    let attempt = cache.attempt;
+    cache.cur.clear();
+    cache.order.clear();
+    // Its own handle, since the cache changes while the page is read.
+    let cached_meta = cache.metadata.clone();
+    let mut meta_check = MetadataCheck::new(&cached_meta);
+    let mut hint = 0usize;
+    let mut misses = 0usize;
+    let mut matched = 0usize;
     for entry in Parser::new(page, format) {
         let entry = entry.map_err(|e| ScrapeError::Parse(e.to_string()))?;
         let s = match entry {
             Entry::Sample(s) => s,
             Entry::Type { metric, metric_type } => {
-                metadata.entry(metric.into_owned()).or_default().metric_type = metric_type;
+                meta_check.line(&metric, |m| m.metric_type == metric_type, TYPE);
                 continue;
             }
             Entry::Help { metric, text } => {
-                metadata.entry(metric.into_owned()).or_default().help = text.into_owned();
+                meta_check.line(&metric, |m| m.help == text, HELP);
                 continue;
             }
             Entry::Unit { metric, unit } => {
-                metadata.entry(metric.into_owned()).or_default().unit = unit.to_owned();
+                meta_check.line(&metric, |m| m.unit == unit, UNIT);
                 continue;
             }
             Entry::Comment(_) => continue,
         };
         stats.scraped += 1;
-        let (labels, hash, sref, new_series) = match cache.entries.get_mut(s.series) {
-            Some(e) => {
-                e.last_iter = iter;
-                match &e.labels {
-                    Some(l) => (l.clone(), e.hash, e.sref, false),
-                    None => continue,
-                }
+        let (slot, new_series) = match cache.find(s.series, hint) {
+            Ok(i) => (i, false),
+            Err(Some(i)) => {
+                misses += 1;
+                (i, false)
             }
-            None => {
+            Err(None) => {
+                misses += 1;
                 let raw = s.to_labels(&mut scratch);
                 let mutated = mutate_sample_labels(
                     &raw,
@@ -327,20 +449,32 @@ pub fn append_page(
                     if !l.has(METRIC_NAME) {
                         return Err(ScrapeError::NoMetricName);
                     }
+                    // As in Prometheus, limits are checked when a series is
+                    // first seen; a job whose limits change gets a new cache.
+                    check_limits(l, opts)?;
                 }
                 let hash = mutated.as_ref().map_or(0, |l| l.stable_hash());
-                cache.entries.insert(
-                    s.series.to_owned(),
-                    CacheEntry { labels: mutated.clone(), hash, sref: None, last_iter: iter },
-                );
-                match mutated {
-                    Some(l) => (l, hash, None, true),
-                    // Dropped by relabelling; cached so the next page skips it cheaply.
-                    None => continue,
-                }
+                // Dropped series are cached too, so the next page skips
+                // them cheaply.
+                let i = cache.insert(CacheEntry {
+                    text: s.series.into(),
+                    labels: mutated,
+                    hash,
+                    sref: None,
+                    last_iter: 0,
+                    tracked_attempt: 0,
+                });
+                (i, true)
             }
         };
-        check_limits(&labels, opts)?;
+        hint = slot + 1;
+        cache.order.push(slot as u32);
+        let e = &mut cache.entries[slot];
+        if e.last_iter != iter {
+            e.last_iter = iter;
+            matched += 1;
+        }
+        let Some(labels) = &e.labels else { continue };
         stats.post_relabel += 1;
         if opts.sample_limit > 0 && stats.post_relabel > opts.sample_limit {
             return Err(ScrapeError::SampleLimit);
@@ -349,43 +483,46 @@ pub fn append_page(
             (true, Some(t)) => t,
             _ => ts,
         };
-        match app.append(sref, &labels, t, s.value) {
+        // Series with their own timestamps are not marked stale by us
+        // unless asked: their exporter owns their timeline.
+        let track = s.timestamp.is_none() || !opts.honor_timestamps || opts.track_timestamps_staleness;
+        match app.append(e.sref, labels, t, s.value) {
             Ok(r) => {
-                if sref != Some(r) {
-                    if let Some(e) = cache.entries.get_mut(s.series) {
-                        e.sref = Some(r);
-                    }
-                }
+                e.sref = Some(r);
                 if new_series {
                     stats.series_added += 1;
                 }
-                // Series with their own timestamps are not marked stale by
-                // us unless asked: their exporter owns their timeline.
-                if s.timestamp.is_none() || !opts.honor_timestamps || opts.track_timestamps_staleness {
-                    seen.insert(hash, (labels, Some(r)));
-                }
             }
-            Err(e) if e.is_sample_rejection() => {
-                stats.rejected += 1;
-                if s.timestamp.is_none() || !opts.honor_timestamps || opts.track_timestamps_staleness {
-                    seen.insert(hash, (labels, sref));
-                }
-            }
-            Err(e) => return Err(ScrapeError::Storage(e.to_string())),
+            Err(err) if err.is_sample_rejection() => stats.rejected += 1,
+            Err(err) => return Err(ScrapeError::Storage(err.to_string())),
+        }
+        if track && e.tracked_attempt != attempt {
+            e.tracked_attempt = attempt;
+            cache.cur.push(slot as u32);
         }
     }
-    // Series of the previous page that are gone get a staleness marker.
-    for (h, (l, r)) in &cache.prev {
-        if !seen.contains_key(h) {
-            stale(app, *r, l, ts)?;
-        }
-    }
-    cache.prev = seen;
+    mark_vanished_stale(app, cache, attempt, ts)?;
+    std::mem::swap(&mut cache.prev, &mut cache.cur);
     cache.iter = iter;
-    // Metadata that is new or changed also goes to storage, keyed by the
-    // family name.
+    if meta_check.changed() {
+        store_metadata(app, cache, collect_metadata(page, format))?;
+    }
+    cache.rearrange(iter, misses, matched);
+    Ok(stats)
+}
+
+/// Stores the metadata of a page whose metadata differs from the previous
+/// page's: what is new or changed goes to storage, keyed by the family
+/// name, and the shared snapshot is replaced.
+fn store_metadata(
+    app: &mut dyn Appender,
+    cache: &mut ScrapeCache,
+    metadata: HashMap<String, Metadata>,
+) -> Result<(), ScrapeError> {
+    let mut meta_changed = metadata.len() != cache.metadata.len();
     for (family, meta) in &metadata {
         if cache.metadata.get(family) != Some(meta) {
+            meta_changed = true;
             let l = Labels::from_pairs(&[(METRIC_NAME, family.as_str())]);
             match app.update_metadata(None, &l, meta) {
                 Ok(()) => {}
@@ -394,10 +531,124 @@ pub fn append_page(
             }
         }
     }
-    cache.metadata = metadata;
-    // Forget cache entries unseen for a while (series that churned away).
-    cache.entries.retain(|_, e| e.last_iter + 2 >= iter);
-    Ok(stats)
+    if meta_changed {
+        cache.metadata = Arc::new(metadata);
+    }
+    Ok(())
+}
+
+/// The metadata lines of a page, by family (a field a page does not give
+/// is left at its default).
+fn collect_metadata(page: &[u8], format: Format) -> HashMap<String, Metadata> {
+    let mut metadata: HashMap<String, Metadata> = HashMap::new();
+    // The page parsed once already, so errors cannot occur here.
+    for entry in Parser::new(page, format).map_while(Result::ok) {
+        match entry {
+            Entry::Type { metric, metric_type } => {
+                metadata.entry(metric.into_owned()).or_default().metric_type = metric_type;
+            }
+            Entry::Help { metric, text } => {
+                metadata.entry(metric.into_owned()).or_default().help = text.into_owned();
+            }
+            Entry::Unit { metric, unit } => {
+                metadata.entry(metric.into_owned()).or_default().unit = unit.to_owned();
+            }
+            Entry::Sample(_) | Entry::Comment(_) => {}
+        }
+    }
+    metadata
+}
+
+const TYPE: u8 = 1;
+const HELP: u8 = 2;
+const UNIT: u8 = 4;
+
+/// Compares a page's metadata lines with the previous page's as they are
+/// parsed, without allocating: pages rarely change their metadata, and
+/// half the lines of a typical page are `# HELP` and `# TYPE`. Only when
+/// something differs is the page's metadata collected (a second pass).
+struct MetadataCheck<'c> {
+    cached: &'c HashMap<String, Metadata>,
+    /// The family of the previous metadata line and the fields it gave.
+    family: Option<(&'c str, &'c Metadata, u8)>,
+    families: usize,
+    changed: bool,
+}
+
+impl<'c> MetadataCheck<'c> {
+    fn new(cached: &'c HashMap<String, Metadata>) -> MetadataCheck<'c> {
+        MetadataCheck { cached, family: None, families: 0, changed: false }
+    }
+
+    #[inline]
+    fn line(&mut self, metric: &str, same: impl FnOnce(&Metadata) -> bool, field: u8) {
+        if self.changed {
+            return;
+        }
+        if self.family.is_none_or(|(name, _, _)| name != metric) {
+            self.end_family();
+            match self.cached.get_key_value(metric) {
+                Some((name, m)) => {
+                    self.family = Some((name, m, 0));
+                    // A family repeated later in the page counts twice and
+                    // so reads as a change: the second pass sorts it out.
+                    self.families += 1;
+                }
+                None => {
+                    self.changed = true;
+                    return;
+                }
+            }
+        }
+        if let Some((_, m, given)) = &mut self.family {
+            *given |= field;
+            if !same(m) {
+                self.changed = true;
+            }
+        }
+    }
+
+    /// Fields the page did not give must be at their defaults in the cache.
+    fn end_family(&mut self) {
+        if let Some((_, m, given)) = self.family.take() {
+            let d = Metadata::default();
+            if (given & TYPE == 0 && m.metric_type != d.metric_type)
+                || (given & HELP == 0 && !m.help.is_empty())
+                || (given & UNIT == 0 && !m.unit.is_empty())
+            {
+                self.changed = true;
+            }
+        }
+    }
+
+    fn changed(mut self) -> bool {
+        self.end_family();
+        self.changed || self.families != self.cached.len()
+    }
+}
+
+/// Series of the previous page that this page (attempt) did not track get a
+/// staleness marker, unless this page wrote the same labels under another
+/// text (the identity is the label set, as in Prometheus).
+fn mark_vanished_stale(
+    app: &mut dyn Appender,
+    cache: &ScrapeCache,
+    attempt: u64,
+    ts: Timestamp,
+) -> Result<(), ScrapeError> {
+    let gone =
+        || cache.prev.iter().map(|&i| &cache.entries[i as usize]).filter(|e| e.tracked_attempt != attempt);
+    if gone().next().is_none() {
+        return Ok(());
+    }
+    let kept: std::collections::HashSet<u64, FxBuild> =
+        cache.cur.iter().map(|&i| cache.entries[i as usize].hash).collect();
+    for e in gone().filter(|e| !kept.contains(&e.hash)) {
+        if let Some(l) = &e.labels {
+            stale(app, e.sref, l, ts)?;
+        }
+    }
+    Ok(())
 }
 
 fn stale(app: &mut dyn Appender, r: Option<SeriesRef>, l: &Labels, ts: Timestamp) -> Result<(), ScrapeError> {
@@ -417,8 +668,11 @@ pub fn mark_all_stale(
     cache: &mut ScrapeCache,
     ts: Timestamp,
 ) -> Result<(), ScrapeError> {
-    for (_, (l, r)) in std::mem::take(&mut cache.prev) {
-        stale(app, r, &l, ts)?;
+    for i in std::mem::take(&mut cache.prev) {
+        let e = &cache.entries[i as usize];
+        if let Some(l) = &e.labels {
+            stale(app, e.sref, l, ts)?;
+        }
     }
     Ok(())
 }
@@ -562,6 +816,33 @@ mod tests {
     }
 
     #[test]
+    fn shared_metadata_is_replaced_only_when_it_changes() {
+        let s = MemStorage::new();
+        let mut c = ScrapeCache::new();
+        let text = "# TYPE a counter\na_total 1\n";
+        page(&s, &mut c, &opts(), text, 1000).unwrap();
+        let first = c.shared_metadata().clone();
+        page(&s, &mut c, &opts(), text, 2000).unwrap();
+        assert!(Arc::ptr_eq(&first, c.shared_metadata()), "same metadata: same snapshot");
+        page(&s, &mut c, &opts(), "# TYPE a gauge\na 1\n", 3000).unwrap();
+        assert!(!Arc::ptr_eq(&first, c.shared_metadata()));
+        assert_eq!(c.shared_metadata()["a"].metric_type, ember_model::MetricType::Gauge);
+        assert_eq!(first["a"].metric_type, ember_model::MetricType::Counter, "old snapshot untouched");
+    }
+
+    #[test]
+    fn forgetting_the_mapping_keeps_staleness_tracking() {
+        let s = MemStorage::new();
+        let mut c = ScrapeCache::new();
+        page(&s, &mut c, &opts(), "a 1\nb 2\n", 1000).unwrap();
+        c.forget_series_mapping();
+        assert_eq!(c.tracked_series(), 2);
+        let st = page(&s, &mut c, &opts(), "a 1\n", 2000).unwrap();
+        assert_eq!(st.series_added, 1, "the mapping was rebuilt");
+        assert!(is_stale_nan(samples_of(&s, "b")[0].1[1].1));
+    }
+
+    #[test]
     fn conflicting_labels_are_exported_unless_honored() {
         let scraped =
             labels!("__name__" => "m", "job" => "theirs", "exported_job" => "taken", "instance" => "");
@@ -601,6 +882,104 @@ mod tests {
         // Only once: b is no longer tracked.
         page(&s, &mut c, &opts(), "a 1\n", 3000).unwrap();
         assert_eq!(samples_of(&s, "b")[0].1.len(), 2);
+    }
+
+    #[test]
+    fn a_reordered_page_still_hits_the_cache() {
+        let s = MemStorage::new();
+        let mut c = ScrapeCache::new();
+        let names: Vec<String> = (0..100).map(|i| format!("m{{i=\"{i}\"}} {i}\n")).collect();
+        let first = page(&s, &mut c, &opts(), &names.concat(), 1000).unwrap();
+        assert_eq!(first.series_added, 100);
+        // Reversed, then shuffled by a stride: every series is found again.
+        let reversed: String = names.iter().rev().cloned().collect();
+        assert_eq!(page(&s, &mut c, &opts(), &reversed, 2000).unwrap().series_added, 0);
+        let strided: String = (0..100).map(|i| names[(i * 37) % 100].clone()).collect();
+        assert_eq!(page(&s, &mut c, &opts(), &strided, 3000).unwrap().series_added, 0);
+        for (l, samples) in samples_of(&s, "m") {
+            assert_eq!(samples.len(), 3, "{l}");
+            assert!(samples.iter().all(|&(_, v)| v.to_string() == l.get("i").unwrap()), "{l}");
+        }
+        // After the reordering, the entries follow the page again.
+        let order: Vec<&str> = c.entries.iter().map(|e| &*e.text).collect();
+        let expected: Vec<String> = (0..100).map(|i| format!("m{{i=\"{}\"}}", (i * 37) % 100)).collect();
+        assert_eq!(order, expected);
+    }
+
+    #[test]
+    fn series_that_churned_away_are_forgotten() {
+        let s = MemStorage::new();
+        let mut c = ScrapeCache::new();
+        page(&s, &mut c, &opts(), "a 1\nb 1\n", 1000).unwrap();
+        page(&s, &mut c, &opts(), "a 1\nc 1\n", 2000).unwrap();
+        assert_eq!(c.entries.len(), 3, "b is kept one more page");
+        page(&s, &mut c, &opts(), "a 1\nd 1\n", 3000).unwrap();
+        page(&s, &mut c, &opts(), "a 1\nd 1\n", 4000).unwrap();
+        let mut left: Vec<&str> = c.entries.iter().map(|e| &*e.text).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["a", "c", "d"]);
+        page(&s, &mut c, &opts(), "a 1\nd 1\n", 5000).unwrap();
+        assert_eq!(c.entries.len(), 2);
+        // A forgotten series that comes back is a new series again.
+        assert_eq!(page(&s, &mut c, &opts(), "a 1\nb 1\n", 6000).unwrap().series_added, 1);
+    }
+
+    #[test]
+    fn a_failed_page_does_not_change_what_goes_stale() {
+        let s = MemStorage::new();
+        let mut c = ScrapeCache::new();
+        let limited = AppendOptions { sample_limit: 2, ..opts() };
+        page(&s, &mut c, &limited, "a 1\nb 1\n", 1000).unwrap();
+        // Tracks a and c before it fails: neither counts as seen.
+        assert_eq!(
+            page(&s, &mut c, &limited, "a 1\nc 1\nd 1\n", 2000).unwrap_err(),
+            ScrapeError::SampleLimit
+        );
+        assert_eq!(c.tracked_series(), 2);
+        page(&s, &mut c, &limited, "c 1\n", 3000).unwrap();
+        for name in ["a", "b"] {
+            let samples = &samples_of(&s, name)[0].1;
+            assert_eq!(samples.len(), 2, "{name}");
+            assert_eq!(samples[1].0, 3000, "{name}");
+            assert!(is_stale_nan(samples[1].1), "{name} is marked stale");
+        }
+        assert_eq!(samples_of(&s, "c")[0].1, vec![(3000, 1.0)]);
+    }
+
+    #[test]
+    fn the_same_labels_written_differently_are_not_stale() {
+        let s = MemStorage::new();
+        let mut c = ScrapeCache::new();
+        page(&s, &mut c, &opts(), "m{a=\"1\",b=\"2\"} 1\n", 1000).unwrap();
+        let st = page(&s, &mut c, &opts(), "m{b=\"2\",a=\"1\"} 2\n", 2000).unwrap();
+        assert_eq!(st.series_added, 1, "another text is another cache entry");
+        assert_eq!(samples_of(&s, "m")[0].1, vec![(1000, 1.0), (2000, 2.0)], "no staleness marker");
+    }
+
+    #[test]
+    fn unchanged_metadata_keeps_its_snapshot_and_a_lost_field_is_a_change() {
+        let s = MemStorage::new();
+        let mut c = ScrapeCache::new();
+        let text = "# HELP a_total A.\n# TYPE a_total counter\na_total 1\n# HELP b B.\n# TYPE b gauge\nb 1\n";
+        page(&s, &mut c, &opts(), text, 1000).unwrap();
+        let first = c.shared_metadata().clone();
+        page(&s, &mut c, &opts(), text, 2000).unwrap();
+        assert!(Arc::ptr_eq(&first, c.shared_metadata()));
+        // The HELP line of a_total is gone: its help is empty now.
+        page(
+            &s,
+            &mut c,
+            &opts(),
+            "# TYPE a_total counter\na_total 1\n# HELP b B.\n# TYPE b gauge\nb 1\n",
+            3000,
+        )
+        .unwrap();
+        assert_eq!(c.metadata("a_total").unwrap().help, "");
+        assert_eq!(c.metadata("b").unwrap().help, "B.");
+        // A family no longer on the page is dropped.
+        page(&s, &mut c, &opts(), "# TYPE a_total counter\na_total 1\n", 4000).unwrap();
+        assert!(c.metadata("b").is_none());
+        assert_eq!(c.all_metadata().len(), 1);
     }
 
     #[test]
