@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::AppState;
 
 mod metadata;
+mod parse_query;
 pub mod params;
 mod query;
 mod series;
@@ -111,6 +112,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/query", get(query::query).post(query::query))
         .route("/query_range", get(query::query_range).post(query::query_range))
         .route("/format_query", get(query::format_query).post(query::format_query))
+        .route("/parse_query", get(parse_query::parse_query).post(parse_query::parse_query))
         .route("/series", get(series::series).post(series::series))
         .route("/labels", get(series::labels).post(series::labels))
         .route("/label/{name}/values", get(series::label_values))

@@ -194,7 +194,7 @@ impl Ran {
     }
 }
 
-fn parse_query(p: &Params) -> Result<Expr, ApiError> {
+pub(super) fn parse_query(p: &Params) -> Result<Expr, ApiError> {
     let q = p.get("query").unwrap_or("");
     // Duration expressions are on by default since Prometheus 3.14.
     let opts = ember_promql::ParseOptions { experimental_functions: true, duration_expressions: true };
