@@ -599,7 +599,10 @@ impl<'a> Evaluator<'a> {
         range: i64,
     ) -> Result<Vec<RawSeries>, EvalError> {
         let hints = SelectHints { start: mint, end: maxt, step: self.step, range, func: None, limit: 0 };
-        let set = self.querier.select(false, &hints, matchers)?;
+        // Sorted by labels: Prometheus's selectors observably yield series
+        // in label order (its head sorts them too), and results, ties in
+        // topk/limitk and the pair a many-to-many error names follow it.
+        let set = self.querier.select(true, &hints, matchers)?;
         let mut out = Vec::new();
         let mut loaded = 0;
         let mut last_len = 0;
