@@ -552,7 +552,13 @@ impl ScrapeConfig {
                 join_dir(dir, p);
             }
         }
-        http_set_directory(dir, &mut self.tls_config, &mut self.basic_auth, &mut self.authorization);
+        http_set_directory(
+            dir,
+            &mut self.tls_config,
+            &mut self.basic_auth,
+            &mut self.authorization,
+            &mut self.oauth2,
+        );
         join_dir(dir, &mut self.bearer_token_file);
         join_dir(dir, &mut self.scrape_failure_log_file);
     }
@@ -563,10 +569,17 @@ fn http_set_directory(
     tls: &mut crate::http::TlsConfig,
     basic: &mut Option<crate::http::BasicAuth>,
     auth: &mut Option<crate::http::Authorization>,
+    oauth2: &mut Option<crate::http::OAuth2>,
 ) {
     join_dir(dir, &mut tls.ca_file);
     join_dir(dir, &mut tls.cert_file);
     join_dir(dir, &mut tls.key_file);
+    if let Some(o) = oauth2 {
+        join_dir(dir, &mut o.client_secret_file);
+        join_dir(dir, &mut o.tls_config.ca_file);
+        join_dir(dir, &mut o.tls_config.cert_file);
+        join_dir(dir, &mut o.tls_config.key_file);
+    }
     if let Some(b) = basic {
         join_dir(dir, &mut b.username_file);
         join_dir(dir, &mut b.password_file);
@@ -1116,13 +1129,31 @@ impl Config {
                     join_dir(dir, p);
                 }
             }
-            http_set_directory(dir, &mut am.tls_config, &mut am.basic_auth, &mut am.authorization);
+            http_set_directory(
+                dir,
+                &mut am.tls_config,
+                &mut am.basic_auth,
+                &mut am.authorization,
+                &mut am.oauth2,
+            );
         }
         for rw in &mut self.remote_write {
-            http_set_directory(dir, &mut rw.tls_config, &mut rw.basic_auth, &mut rw.authorization);
+            http_set_directory(
+                dir,
+                &mut rw.tls_config,
+                &mut rw.basic_auth,
+                &mut rw.authorization,
+                &mut rw.oauth2,
+            );
         }
         for rr in &mut self.remote_read {
-            http_set_directory(dir, &mut rr.tls_config, &mut rr.basic_auth, &mut rr.authorization);
+            http_set_directory(
+                dir,
+                &mut rr.tls_config,
+                &mut rr.basic_auth,
+                &mut rr.authorization,
+                &mut rr.oauth2,
+            );
         }
     }
 

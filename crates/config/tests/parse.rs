@@ -273,6 +273,26 @@ fn file_sd_defaults_and_relative_paths() {
 }
 
 #[test]
+fn tls_and_oauth2_files_are_relative_to_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &p,
+        "scrape_configs:\n  - job_name: a\n    tls_config: {ca_file: ca.pem, cert_file: c.pem, key_file: /abs/k.pem}\n    oauth2:\n      client_id: i\n      client_secret_file: secret\n      token_url: http://idp/t\n      tls_config: {ca_file: idp-ca.pem}\n",
+    )
+    .unwrap();
+    let c = ember_config::load_file(&p).unwrap();
+    let sc = &c.scrape_configs[0];
+    let rel = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+    assert_eq!(sc.tls_config.ca_file, rel("ca.pem"));
+    assert_eq!(sc.tls_config.cert_file, rel("c.pem"));
+    assert_eq!(sc.tls_config.key_file, "/abs/k.pem");
+    let o = sc.oauth2.as_ref().unwrap();
+    assert_eq!(o.client_secret_file, rel("secret"));
+    assert_eq!(o.tls_config.ca_file, rel("idp-ca.pem"));
+}
+
+#[test]
 fn load_file_error_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("bad.yml");

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use ember_config::Config;
 use ember_scrape::{Health, Manager};
-use ember_web::api::{ActiveTarget, DroppedTarget, RuntimeView, TargetsView};
+use ember_web::api::{ActiveTarget, DroppedTarget, RuntimeView, TargetMetadata, TargetsView};
 
 /// The running configuration and the scrape manager that applies it.
 pub struct Reloader {
@@ -111,6 +111,7 @@ impl Reloader {
                 s.active
             );
         }
+        self.manager.interval_summaries().render(out);
     }
 }
 
@@ -213,6 +214,14 @@ impl TargetsView for ManagerTargets {
                 discovered_labels: label_map(&t.discovered_labels),
                 scrape_pool: t.scrape_pool,
             })
+            .collect()
+    }
+
+    fn target_metadata(&self) -> Vec<TargetMetadata> {
+        self.manager
+            .target_metadata()
+            .into_iter()
+            .map(|(labels, metadata)| TargetMetadata { labels, metadata })
             .collect()
     }
 

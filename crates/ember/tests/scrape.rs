@@ -336,3 +336,151 @@ fn check_config_reports_like_promtool() {
     assert!(stderr.starts_with("  FAILED: "), "{stderr}");
     assert!(stderr.contains("regexp"), "{stderr}");
 }
+
+/// `GET /api/v1/targets/metadata` entries as comparable tuples:
+/// (job, metric, type, help, unit).
+fn target_metadata(addr: SocketAddr, query: &str) -> Vec<(String, String, String, String, String)> {
+    let v = get_json(addr, &format!("/api/v1/targets/metadata{query}"));
+    assert_eq!(v["status"], "success", "{v}");
+    let s = |x: &Value| x.as_str().unwrap_or("").to_owned();
+    let mut out: Vec<_> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (s(&e["target"]["job"]), s(&e["metric"]), s(&e["type"]), s(&e["help"]), s(&e["unit"])))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn targets_metadata_of_node_exporter_matches_prometheus() {
+    let Some((_ne, ne_addr)) = node_exporter() else { return };
+    let cfg = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: ember\n    static_configs:\n      - targets: ['{{self}}']\n  - job_name: node\n    static_configs:\n      - targets: ['{ne_addr}']\n"
+    );
+    let e = Ember::start(&cfg, &[]);
+    wait_until("up{job=node} == 1", Duration::from_secs(10), || e.up("node") == Some(1.0));
+
+    // One named metric: no `metric` field, the HELP text the exporter serves.
+    let sel = enc("{job=\"node\"}");
+    let v = get_json(
+        e.addr,
+        &format!("/api/v1/targets/metadata?match_target={sel}&metric=node_cpu_seconds_total"),
+    );
+    let d = v["data"].as_array().unwrap();
+    assert_eq!(d.len(), 1, "{v}");
+    assert!(d[0].get("metric").is_none());
+    assert_eq!(d[0]["type"], "counter");
+    assert_eq!(d[0]["target"], serde_json::json!({"instance": ne_addr.to_string(), "job": "node"}));
+    let (_, page) = http(ne_addr, "GET", "/metrics").unwrap();
+    let help = page.lines().find_map(|l| l.strip_prefix("# HELP node_cpu_seconds_total ")).unwrap();
+    assert_eq!(d[0]["help"], help);
+
+    // Every family of the target, and only that target's.
+    let node = target_metadata(e.addr, &format!("?match_target={sel}"));
+    let families = page.lines().filter(|l| l.starts_with("# TYPE ")).count();
+    assert_eq!(node.len(), families);
+    assert!(node.iter().all(|t| t.0 == "node"));
+    assert!(node.iter().any(|t| t.1 == "node_cpu_seconds_total" && t.2 == "counter"));
+    wait_until("ember's own metadata", Duration::from_secs(10), || {
+        target_metadata(e.addr, "").iter().any(|t| t.0 == "ember")
+    });
+    let all = target_metadata(e.addr, "");
+    assert!(all.len() > node.len());
+    // The limit stops before the next target.
+    let one = get_json(e.addr, "/api/v1/targets/metadata?limit=1");
+    let first = one["data"].as_array().unwrap();
+    assert!(!first.is_empty());
+    let job = &first[0]["target"]["job"];
+    assert!(first.iter().all(|x| &x["target"]["job"] == job));
+    let (st, body) = http(e.addr, "GET", "/api/v1/targets/metadata?limit=abc").unwrap();
+    assert_eq!(st, 400, "{body}");
+
+    // The interval summary in /metrics, per configured interval.
+    wait_until("interval observations", Duration::from_secs(10), || {
+        e.metric("prometheus_target_interval_length_seconds_count{interval=\"1s\"}").is_some_and(|c| c >= 4.0)
+    });
+    let median =
+        e.metric("prometheus_target_interval_length_seconds{interval=\"1s\",quantile=\"0.5\"}").unwrap();
+    assert!((0.8..1.2).contains(&median), "median interval {median}");
+
+    // Side by side: Prometheus scraping the same exporter reports the same
+    // metadata.
+    let prom = Path::new("/usr/bin/prometheus");
+    if !prom.exists() {
+        eprintln!("skipping the comparison: {} is not installed", prom.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let paddr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let pcfg = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &pcfg,
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['{ne_addr}']\n"),
+    )
+    .unwrap();
+    let _p = Proc(
+        Command::new(prom)
+            .arg(format!("--config.file={}", pcfg.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address={paddr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until(
+        "prometheus has metadata",
+        Duration::from_secs(30),
+        || matches!(http(paddr, "GET", "/api/v1/targets/metadata"), Ok((200, b)) if b.contains("node_cpu_seconds_total")),
+    );
+    let theirs = target_metadata(paddr, &format!("?match_target={sel}"));
+    let ours = target_metadata(e.addr, &format!("?match_target={sel}"));
+    assert_eq!(ours, theirs);
+    let q = format!("?match_target={sel}&metric=node_cpu_seconds_total");
+    assert_eq!(target_metadata(e.addr, &q), target_metadata(paddr, &q));
+}
+
+#[test]
+fn sighup_with_a_changed_interval_reloads_the_job_in_place() {
+    let e = Ember::start(SELF_ONLY, &[]);
+    wait_until("up{job=ember} == 1", Duration::from_secs(10), || e.up("ember") == Some(1.0));
+    std::thread::sleep(Duration::from_secs(2));
+    e.rewrite(&SELF_ONLY.replace(
+        "scrape_configs:\n  - job_name: ember\n",
+        "scrape_configs:\n  - job_name: ember\n    scrape_interval: 2s\n",
+    ));
+    signal(e.pid(), "HUP");
+    wait_until("the new interval", Duration::from_secs(10), || {
+        let t = get_json(e.addr, "/api/v1/targets");
+        t["data"]["activeTargets"][0]["scrapeInterval"] == "2s"
+    });
+    let t = get_json(e.addr, "/api/v1/targets");
+    assert_eq!(t["data"]["activeTargets"][0]["health"], "up", "health carried over: {t}");
+    let reloaded = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    // Samples now 2 s apart (three after the reload: two gaps), and the
+    // series never went stale: evaluated every 100 ms it is present at
+    // every step from the first sample on.
+    let mut ts = Vec::new();
+    wait_until("three scrapes after the reload", Duration::from_secs(15), || {
+        ts = e.sample_times("up{job=\"ember\"}", "30s");
+        ts.iter().filter(|t| **t > reloaded).count() >= 3
+    });
+    let after: Vec<f64> = ts.iter().copied().filter(|t| *t > reloaded).collect();
+    for w in after.windows(2) {
+        assert!((1.6..=2.4).contains(&(w[1] - w[0])), "{ts:?}");
+    }
+    let (first, last) = (ts[0], ts[ts.len() - 1]);
+    let r = get_json(
+        e.addr,
+        &format!("/api/v1/query_range?query={}&start={first}&end={last}&step=0.1", enc("up{job=\"ember\"}")),
+    );
+    let points = r["data"]["result"][0]["values"].as_array().unwrap();
+    for w in points.windows(2) {
+        let d = w[1][0].as_f64().unwrap() - w[0][0].as_f64().unwrap();
+        assert!(d < 0.15, "series missing for {d}s around {}", w[0][0]);
+    }
+    // The summary has both intervals.
+    assert!(e.metric("prometheus_target_interval_length_seconds_count{interval=\"1s\"}").is_some());
+}

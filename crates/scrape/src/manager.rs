@@ -4,9 +4,11 @@
 //!
 //! A reload keeps a job whose scrape config is unchanged exactly as it is
 //! (its loops, caches and schedules keep running, so its series have no gap
-//! and no staleness markers), restarts a job whose config changed, stops
-//! the jobs that are gone (their series are marked stale) and starts new
-//! ones.
+//! and no staleness markers), reloads a job whose config changed in place
+//! (Prometheus's `scrapePool.reload`: the loops of targets that still exist
+//! restart with the new settings and carry on their series without
+//! staleness markers; only targets that vanished get markers), stops the
+//! jobs that are gone (their series are marked stale) and starts new ones.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -18,8 +20,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::discovery::{static_groups, FileDiscovery, TargetGroup};
+use crate::intervals::IntervalSummaries;
 use crate::pool::ScrapePool;
-use crate::scrape_loop::Health;
+use crate::scrape_loop::{Health, MetadataSnapshot};
 
 /// How often file_sd files are checked for changes (Prometheus watches
 /// them with inotify; polling keeps this portable).
@@ -57,21 +60,72 @@ pub struct JobStats {
     pub active: usize,
 }
 
+/// The target groups of each provider: 0 is static_configs, i+1 is
+/// file_sd_configs[i].
+type Groups = BTreeMap<usize, Vec<TargetGroup>>;
+
 struct Job {
     cfg: Arc<ScrapeConfig>,
     pool: Arc<Mutex<ScrapePool>>,
     /// The discovery watchers and the task that feeds the pool.
     tasks: Vec<JoinHandle<()>>,
+    /// What discovery last reported, so a reload can start from it.
+    groups: Arc<Mutex<Groups>>,
+}
+
+/// One job's metadata view: each active target's labels and metadata.
+pub type TargetMetadata = (Labels, MetadataSnapshot);
+
+/// Whether a loop's series cache stays valid under a config change:
+/// Prometheus's `reusableCache` (only the interval, timeout, sample
+/// limit and HTTP client settings may differ).
+fn reusable_cache(a: &ScrapeConfig, b: &ScrapeConfig) -> bool {
+    fn zero(c: &ScrapeConfig) -> ScrapeConfig {
+        let h = ember_config::HttpClientConfig::default();
+        ScrapeConfig {
+            scrape_interval: Default::default(),
+            scrape_timeout: Default::default(),
+            sample_limit: 0,
+            pos: Default::default(),
+            basic_auth: h.basic_auth,
+            authorization: h.authorization,
+            oauth2: h.oauth2,
+            bearer_token: h.bearer_token,
+            bearer_token_file: h.bearer_token_file,
+            tls_config: h.tls_config,
+            proxy_url: h.proxy_url,
+            no_proxy: h.no_proxy,
+            proxy_from_environment: h.proxy_from_environment,
+            follow_redirects: h.follow_redirects,
+            enable_http2: h.enable_http2,
+            ..c.clone()
+        }
+    }
+    zero(a) == zero(b)
+}
+
+/// Configs equal but for where they sit in the file.
+fn same_config(a: &ScrapeConfig, b: &ScrapeConfig) -> bool {
+    ScrapeConfig { pos: b.pos, ..a.clone() } == *b
 }
 
 impl Job {
-    fn start(cfg: Arc<ScrapeConfig>, storage: Arc<dyn Appendable>) -> Job {
-        let pool = Arc::new(Mutex::new(ScrapePool::new(cfg.clone(), storage)));
-        // Provider 0 is static_configs; provider i+1 is file_sd_configs[i].
+    fn start(cfg: Arc<ScrapeConfig>, storage: Arc<dyn Appendable>, intervals: Arc<IntervalSummaries>) -> Job {
+        let pool = ScrapePool::new(cfg.clone(), storage).with_interval_summaries(intervals);
+        Job::launch(cfg, Arc::new(Mutex::new(pool)), Groups::new())
+    }
+
+    /// Starts discovery feeding `pool` and syncs it once at once, from
+    /// the static groups and the file groups in `seed` (a reload's last
+    /// known file_sd groups, so those targets do not blink out).
+    fn launch(cfg: Arc<ScrapeConfig>, pool: Arc<Mutex<ScrapePool>>, seed: Groups) -> Job {
         let statics = static_groups(&cfg.static_configs);
         let mut tasks = Vec::new();
+        let mut by_provider = seed;
+        by_provider.insert(0, statics);
+        let groups = Arc::new(Mutex::new(by_provider));
         if cfg.file_sd_configs.is_empty() {
-            lock(&pool).sync(&statics);
+            lock(&pool).sync(&flatten(&lock(&groups)));
         } else {
             let (tx, mut rx) = mpsc::channel::<(usize, Vec<TargetGroup>)>(16);
             for (i, fc) in cfg.file_sd_configs.iter().enumerate() {
@@ -88,19 +142,42 @@ impl Job {
             }
             drop(tx);
             let feed = pool.clone();
-            let mut by_provider: BTreeMap<usize, Vec<TargetGroup>> = BTreeMap::new();
-            by_provider.insert(0, statics);
             // Static targets start at once, without waiting for the files.
-            lock(&feed).sync(&flatten(&by_provider));
+            lock(&feed).sync(&flatten(&lock(&groups)));
+            let shared = groups.clone();
             tasks.push(tokio::spawn(async move {
-                while let Some((i, groups)) = rx.recv().await {
-                    // Empty groups only say "this source is now empty".
-                    by_provider.insert(i, groups.into_iter().filter(|g| !g.targets.is_empty()).collect());
-                    lock(&feed).sync(&flatten(&by_provider));
+                while let Some((i, found)) = rx.recv().await {
+                    let all = {
+                        let mut g = lock(&shared);
+                        // Empty groups only say "this source is now empty".
+                        g.insert(i, found.into_iter().filter(|g| !g.targets.is_empty()).collect());
+                        flatten(&g)
+                    };
+                    lock(&feed).sync(&all);
                 }
             }));
         }
-        Job { cfg, pool, tasks }
+        Job { cfg, pool, tasks, groups }
+    }
+
+    /// Reloads the job in place with `cfg`: discovery restarts, loops of
+    /// targets that remain continue with the new settings.
+    async fn reload(self, cfg: Arc<ScrapeConfig>) -> Job {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let handoff = lock(&self.pool).begin_reload();
+        let states = handoff.wait().await;
+        lock(&self.pool).reconfigure(cfg.clone(), states, reusable_cache(&self.cfg, &cfg));
+        // File groups are still valid when the file_sd configs are.
+        let seed: Groups = if self.cfg.file_sd_configs == cfg.file_sd_configs {
+            lock(&self.groups).iter().filter(|(i, _)| **i > 0).map(|(i, g)| (*i, g.clone())).collect()
+        } else {
+            Groups::new()
+        };
+        let job = Job::launch(cfg, self.pool, seed);
+        lock(&job.pool).finish_reload();
+        job
     }
 
     /// Stops discovery and the loops; the loops mark their series stale.
@@ -123,7 +200,7 @@ impl Job {
 
 fn take_pool(pool: &Mutex<ScrapePool>, cfg: &Arc<ScrapeConfig>) -> ScrapePool {
     let mut g = lock(pool);
-    let empty = ScrapePool::new(cfg.clone(), g.storage());
+    let empty = ScrapePool::new(cfg.clone(), g.storage()).with_interval_summaries(g.interval_summaries());
     std::mem::replace(&mut *g, empty)
 }
 
@@ -140,6 +217,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct Manager {
     storage: Arc<dyn Appendable>,
     jobs: Mutex<BTreeMap<String, Job>>,
+    intervals: Arc<IntervalSummaries>,
+    /// Serialises `apply_config` (a reload awaits loops between locks).
+    applying: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -152,6 +232,7 @@ impl std::fmt::Debug for Manager {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplySummary {
     pub kept: Vec<String>,
+    /// Jobs whose config changed, reloaded in place.
     pub restarted: Vec<String>,
     pub started: Vec<String>,
     pub stopped: Vec<String>,
@@ -159,7 +240,17 @@ pub struct ApplySummary {
 
 impl Manager {
     pub fn new(storage: Arc<dyn Appendable>) -> Manager {
-        Manager { storage, jobs: Mutex::new(BTreeMap::new()) }
+        Manager {
+            storage,
+            jobs: Mutex::new(BTreeMap::new()),
+            intervals: Arc::new(IntervalSummaries::new()),
+            applying: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// `prometheus_target_interval_length_seconds` of every loop.
+    pub fn interval_summaries(&self) -> &IntervalSummaries {
+        &self.intervals
     }
 
     /// Brings the running jobs in line with `cfg`. The config's scrape
@@ -167,8 +258,10 @@ impl Manager {
     /// fails nothing changes.
     pub async fn apply_config(&self, cfg: &Config) -> Result<ApplySummary, ConfigError> {
         let wanted: Vec<ScrapeConfig> = cfg.all_scrape_configs()?;
+        let _applying = self.applying.lock().await;
         let mut summary = ApplySummary::default();
         let mut to_stop = Vec::new();
+        let mut to_reload = Vec::new();
         {
             let mut jobs = lock(&self.jobs);
             let mut wanted_map: HashMap<String, ScrapeConfig> =
@@ -176,12 +269,13 @@ impl Manager {
             let names: Vec<String> = jobs.keys().cloned().collect();
             for name in names {
                 match wanted_map.remove(&name) {
-                    Some(sc) if jobs.get(&name).is_some_and(|j| *j.cfg == sc) => summary.kept.push(name),
+                    Some(sc) if jobs.get(&name).is_some_and(|j| same_config(&j.cfg, &sc)) => {
+                        summary.kept.push(name)
+                    }
                     Some(sc) => {
                         if let Some(old) = jobs.remove(&name) {
-                            to_stop.push(old);
+                            to_reload.push((name.clone(), old, sc));
                         }
-                        jobs.insert(name.clone(), Job::start(Arc::new(sc), self.storage.clone()));
                         summary.restarted.push(name);
                     }
                     None => {
@@ -193,9 +287,16 @@ impl Manager {
                 }
             }
             for (name, sc) in wanted_map {
-                jobs.insert(name.clone(), Job::start(Arc::new(sc), self.storage.clone()));
+                let job = Job::start(Arc::new(sc), self.storage.clone(), self.intervals.clone());
+                jobs.insert(name.clone(), job);
                 summary.started.push(name);
             }
+        }
+        // Reloaded jobs are out of the map while their loops hand over
+        // (at most one scrape in flight each).
+        for (name, old, sc) in to_reload {
+            let job = old.reload(Arc::new(sc)).await;
+            lock(&self.jobs).insert(name, job);
         }
         for j in to_stop {
             j.stop().await;
@@ -255,6 +356,18 @@ impl Manager {
                 discovered_labels: t.discovered_labels().clone(),
                 scrape_pool: name.clone(),
             }));
+        }
+        out
+    }
+
+    /// Each active target's public labels and the metadata of its last
+    /// good scrape, by job then URL.
+    pub fn target_metadata(&self) -> Vec<TargetMetadata> {
+        let jobs = lock(&self.jobs);
+        let mut out = Vec::new();
+        for job in jobs.values() {
+            let p = lock(&job.pool);
+            out.extend(p.target_metadata().into_iter().map(|(t, m)| (t.public_labels(), m)));
         }
         out
     }

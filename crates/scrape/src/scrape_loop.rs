@@ -2,11 +2,13 @@
 //! limits, then [`crate::append`] into storage, on a fixed, per-target
 //! offset schedule.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use ember_config::ScrapeConfig;
-use ember_model::{Appendable, Labels, Timestamp};
+use ember_model::{Appendable, Labels, Metadata, Timestamp};
 use ember_textparse::{
     accept_header_with_escaping, parser_for_content_type, EscapingScheme, Format, ScrapeProtocol,
 };
@@ -15,7 +17,13 @@ use crate::append::{
     append_page, append_report, mark_all_stale, stale_report, AppendOptions, PageStats, Report, ScrapeCache,
     ScrapeError,
 };
+use crate::intervals::IntervalSummaries;
+use crate::oauth2::{error_chain, TokenSource};
 use crate::targets::Target;
+use crate::tls;
+
+/// A target's metric metadata as of its last good scrape, by family name.
+pub type MetadataSnapshot = Arc<HashMap<String, Metadata>>;
 
 /// A target's health as the targets API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,16 +63,70 @@ fn read_secret_file(path: &str) -> Result<String, ScrapeError> {
         .map_err(|e| ScrapeError::Http(format!("unable to read file {path}: {e}")))
 }
 
+/// Staleness markers for everything a target wrote (its last page's
+/// series and its report series), at the current time.
+pub(crate) fn write_end_of_run_staleness(storage: &dyn Appendable, cache: &mut ScrapeCache, public: &Labels) {
+    let mut app = storage.appender();
+    let ts = now_ms();
+    let ok = mark_all_stale(app.as_mut(), cache, ts).and_then(|_| stale_report(app.as_mut(), public, ts));
+    match ok {
+        Ok(()) => {
+            // A failed commit leaves nothing to undo here.
+            let _ = app.commit();
+        }
+        Err(_) => app.rollback(),
+    }
+}
+
+/// How to reach an IP-addressed HTTPS target so that `server_name` is
+/// sent as SNI (rustls takes the SNI name from the URL's host, and sends
+/// none for an IP address): the request names `server_name`, which the
+/// client resolves to the target's address, and the Host header keeps the
+/// target's own `ip:port`, as Go sends it.
+struct SniRoute {
+    request_url: String,
+    addr: std::net::SocketAddr,
+    host_header: String,
+}
+
+fn sni_route(cfg: &ScrapeConfig, url: &str) -> Option<SniRoute> {
+    let name = &cfg.tls_config.server_name;
+    // Through a proxy the name would be resolved by the proxy: leave it.
+    if name.is_empty() || cfg.proxy_url.is_some() || cfg.proxy_from_environment {
+        return None;
+    }
+    let mut u = reqwest::Url::parse(url).ok()?;
+    if u.scheme() != "https" {
+        return None;
+    }
+    let ip: std::net::IpAddr = match u.host()? {
+        url::Host::Ipv4(a) => a.into(),
+        url::Host::Ipv6(a) => a.into(),
+        url::Host::Domain(_) => return None,
+    };
+    let port = u.port_or_known_default()?;
+    let host_header = match u.port() {
+        Some(p) => format!("{}:{p}", u.host_str()?),
+        None => u.host_str()?.to_owned(),
+    };
+    u.set_host(Some(name)).ok()?;
+    Some(SniRoute { request_url: u.to_string(), addr: (ip, port).into(), host_header })
+}
+
 /// Fetches one target's page.
 #[derive(Debug, Clone)]
 pub struct HttpScraper {
     client: reqwest::Client,
     url: String,
+    /// Where the request goes when it differs from `url` (see [`sni_route`]),
+    /// and the Host header that keeps the target's own authority.
+    route: Option<(String, String)>,
     accept: String,
     timeout: Duration,
     body_limit: u64,
     fallback: Option<Format>,
     cfg: Arc<ScrapeConfig>,
+    oauth2: Option<Arc<TokenSource>>,
 }
 
 impl HttpScraper {
@@ -85,10 +147,13 @@ impl HttpScraper {
             _ => EscapingScheme::AllowUtf8,
         };
         let fallback = cfg.fallback_scrape_protocol.parse::<ScrapeProtocol>().ok().and_then(|p| p.format());
+        // Every TLS setting lives in our own rustls config (reqwest's
+        // builder has no server_name override).
+        let tls = tls::client_config(&cfg.tls_config).map_err(|e| ScrapeError::Http(e.to_string()))?;
         let mut b = reqwest::Client::builder()
             .user_agent(concat!("ember/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout.max(Duration::from_millis(1)))
-            .danger_accept_invalid_certs(cfg.tls_config.insecure_skip_verify);
+            .use_preconfigured_tls(tls);
         if !cfg.enable_compression {
             b = b.no_gzip();
         }
@@ -107,21 +172,21 @@ impl HttpScraper {
             None if !cfg.proxy_from_environment => b = b.no_proxy(),
             None => {}
         }
-        if !cfg.tls_config.ca_file.is_empty() {
-            let pem = std::fs::read(&cfg.tls_config.ca_file)
-                .map_err(|e| ScrapeError::Http(format!("unable to load specified CA cert: {e}")))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| ScrapeError::Http(format!("unable to use specified CA cert: {e}")))?;
-            b = b.add_root_certificate(cert);
-        }
-        let client = b.build().map_err(|e| ScrapeError::Http(e.to_string()))?;
+        let url = target.url();
+        let route = sni_route(&cfg, &url).map(|r| {
+            b = std::mem::take(&mut b).resolve(&cfg.tls_config.server_name, r.addr);
+            (r.request_url, r.host_header)
+        });
+        let client = b.build().map_err(|e| ScrapeError::Http(error_chain(&e)))?;
         Ok(HttpScraper {
             client,
-            url: target.url(),
+            url,
+            route,
             accept: accept_header_with_escaping(&protocols, escaping),
             timeout,
             body_limit: cfg.body_size_limit.0,
             fallback,
+            oauth2: cfg.oauth2.as_ref().map(|o| Arc::new(TokenSource::new(o))),
             cfg,
         })
     }
@@ -132,9 +197,11 @@ impl HttpScraper {
 
     /// GETs the page; returns the (uncompressed) body and its format.
     pub async fn fetch(&self) -> Result<(Vec<u8>, Format), ScrapeError> {
-        let mut req = self
-            .client
-            .get(&self.url)
+        let mut req = match &self.route {
+            Some((to, host)) => self.client.get(to).header(reqwest::header::HOST, host),
+            None => self.client.get(&self.url),
+        };
+        req = req
             .header(reqwest::header::ACCEPT, &self.accept)
             .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{}", self.timeout.as_secs_f64()));
         if let Some(b) = &self.cfg.basic_auth {
@@ -158,7 +225,16 @@ impl HttpScraper {
             };
             req = req.header(reqwest::header::AUTHORIZATION, format!("{} {}", a.kind, cred));
         }
-        let mut resp = req.send().await.map_err(classify)?;
+        if let Some(ts) = &self.oauth2 {
+            // Go's oauth2 transport fails the request itself: `Get "url": oauth2: ...`.
+            // The token fetch is part of the request, within the scrape timeout.
+            let h = tokio::time::timeout(self.timeout, ts.header())
+                .await
+                .map_err(|_| ScrapeError::Timeout)?
+                .map_err(|e| ScrapeError::Http(format!("Get {:?}: {e}", self.url)))?;
+            req = req.header(reqwest::header::AUTHORIZATION, h);
+        }
+        let mut resp = req.send().await.map_err(|e| classify(&self.url, e))?;
         if !resp.status().is_success() {
             let s = resp.status();
             return Err(ScrapeError::Status(format!(
@@ -176,7 +252,7 @@ impl HttpScraper {
             .map_err(|e| ScrapeError::ContentType(e.to_string()))?
             .format;
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| classify(&self.url, e))? {
             body.extend_from_slice(&chunk);
             if self.body_limit > 0 && body.len() as u64 > self.body_limit {
                 return Err(ScrapeError::BodySizeLimit);
@@ -186,52 +262,116 @@ impl HttpScraper {
     }
 }
 
-fn classify(e: reqwest::Error) -> ScrapeError {
+/// A transport error as Go's client words it, `Get "url": cause` (with
+/// the causes reqwest's own text leaves out, e.g. certificate problems).
+fn classify(url: &str, e: reqwest::Error) -> ScrapeError {
     if e.is_timeout() {
-        ScrapeError::Timeout
-    } else {
-        ScrapeError::Http(e.to_string())
+        return ScrapeError::Timeout;
     }
+    let mut causes = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if causes.last().is_none_or(|l: &String| !l.ends_with(&t)) {
+            causes.push(t);
+        }
+        cur = c.source();
+    }
+    if causes.is_empty() {
+        return ScrapeError::Http(e.to_string());
+    }
+    ScrapeError::Http(format!("Get {url:?}: {}", causes.join(": ")))
+}
+
+/// What a stopped loop hands to its successor when its job is reloaded
+/// in place: the series cache (staleness tracking) and the views the API
+/// reads, so the target's health and metadata carry on.
+#[derive(Debug)]
+pub struct LoopState {
+    pub cache: ScrapeCache,
+    pub health: Arc<Mutex<TargetHealth>>,
+    pub metadata: Arc<Mutex<MetadataSnapshot>>,
 }
 
 /// Scrapes one target into a storage.
 pub struct ScrapeLoop {
+    cfg: Arc<ScrapeConfig>,
     target: Target,
     public_labels: Labels,
     opts: AppendOptions,
-    scraper: HttpScraper,
+    /// The HTTP client, or why it could not be built (bad TLS files...):
+    /// then each scrape tries again and reports the error.
+    scraper: Result<HttpScraper, ScrapeError>,
     storage: Arc<dyn Appendable>,
     cache: ScrapeCache,
     health: Arc<Mutex<TargetHealth>>,
+    metadata: Arc<Mutex<MetadataSnapshot>>,
+    intervals: Option<Arc<IntervalSummaries>>,
+    last_start: Option<std::time::Instant>,
+    /// Cleared when the job is reloaded in place: the loop then stops
+    /// without staleness markers (its successor continues the series).
+    stale_on_stop: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for ScrapeLoop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScrapeLoop").field("url", &self.scraper.url).finish_non_exhaustive()
+        f.debug_struct("ScrapeLoop").field("url", &self.target.url()).finish_non_exhaustive()
     }
 }
 
 impl ScrapeLoop {
-    pub fn new(
+    pub fn new(cfg: Arc<ScrapeConfig>, target: Target, storage: Arc<dyn Appendable>) -> ScrapeLoop {
+        ScrapeLoop::resume(
+            cfg,
+            target,
+            storage,
+            LoopState { cache: ScrapeCache::new(), health: Arc::default(), metadata: Arc::default() },
+        )
+    }
+
+    /// A loop that carries on from a previous loop of the same target.
+    pub fn resume(
         cfg: Arc<ScrapeConfig>,
         target: Target,
         storage: Arc<dyn Appendable>,
-    ) -> Result<ScrapeLoop, ScrapeError> {
-        let scraper = HttpScraper::new(cfg.clone(), &target)?;
-        Ok(ScrapeLoop {
+        state: LoopState,
+    ) -> ScrapeLoop {
+        let scraper = HttpScraper::new(cfg.clone(), &target);
+        ScrapeLoop {
             public_labels: target.public_labels(),
             target,
             opts: AppendOptions::from_config(&cfg),
+            cfg,
             scraper,
             storage,
-            cache: ScrapeCache::new(),
-            health: Arc::new(Mutex::new(TargetHealth::default())),
-        })
+            cache: state.cache,
+            health: state.health,
+            metadata: state.metadata,
+            intervals: None,
+            last_start: None,
+            stale_on_stop: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// Records the time between scrapes into `s`.
+    pub fn with_interval_summaries(mut self, s: Arc<IntervalSummaries>) -> ScrapeLoop {
+        self.intervals = Some(s);
+        self
     }
 
     /// Shared view of the target's health, for the API.
     pub fn health(&self) -> Arc<Mutex<TargetHealth>> {
         self.health.clone()
+    }
+
+    /// Shared view of the target's metadata as last scraped.
+    pub fn metadata(&self) -> Arc<Mutex<MetadataSnapshot>> {
+        self.metadata.clone()
+    }
+
+    /// The switch that decides whether stopping writes staleness markers.
+    pub fn stale_on_stop(&self) -> Arc<AtomicBool> {
+        self.stale_on_stop.clone()
     }
 
     pub fn target(&self) -> &Target {
@@ -242,11 +382,30 @@ impl ScrapeLoop {
     /// commit. Returns the report that was written.
     pub async fn scrape_once(&mut self) -> Report {
         let started = std::time::Instant::now();
+        if let (Some(s), Some(prev)) = (&self.intervals, self.last_start) {
+            let (interval, _) = self.target.interval_and_timeout();
+            s.observe(interval, started.duration_since(prev));
+        }
+        self.last_start = Some(started);
         let wall = SystemTime::now();
         let ts = now_ms();
-        let fetched = self.scraper.fetch().await;
+        if self.scraper.is_err() {
+            // Files may have been fixed since: try again.
+            self.scraper = HttpScraper::new(self.cfg.clone(), &self.target);
+        }
+        let fetched = match &self.scraper {
+            Ok(s) => s.fetch().await,
+            Err(e) => Err(e.clone()),
+        };
         let duration = started.elapsed();
         let (report, err) = self.store(fetched, ts, duration);
+        {
+            let cur = self.cache.shared_metadata();
+            let mut m = self.metadata.lock().unwrap_or_else(|e| e.into_inner());
+            if !Arc::ptr_eq(&m, cur) {
+                *m = cur.clone();
+            }
+        }
         let mut h = self.health.lock().unwrap_or_else(|e| e.into_inner());
         h.health = if report.up { Health::Up } else { Health::Down };
         h.last_error = err.map(|e| e.to_string()).unwrap_or_default();
@@ -304,18 +463,7 @@ impl ScrapeLoop {
 
     /// Marks everything this target wrote stale (the target went away).
     pub fn stop_stale(&mut self) {
-        let storage = self.storage.clone();
-        let mut app = storage.appender();
-        let ts = now_ms();
-        let ok = mark_all_stale(app.as_mut(), &mut self.cache, ts)
-            .and_then(|_| stale_report(app.as_mut(), &self.public_labels, ts));
-        match ok {
-            Ok(()) => {
-                // A failed commit leaves nothing to undo here.
-                let _ = app.commit();
-            }
-            Err(_) => app.rollback(),
-        }
+        write_end_of_run_staleness(self.storage.as_ref(), &mut self.cache, &self.public_labels);
     }
 
     /// The delay before the first scrape: Prometheus spreads targets over
@@ -333,8 +481,9 @@ impl ScrapeLoop {
     }
 
     /// Scrapes every interval until `stop` turns true, then marks the
-    /// target's series stale.
-    pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// target's series stale (unless [`ScrapeLoop::stale_on_stop`] was
+    /// cleared) and hands back its state.
+    pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) -> LoopState {
         let (interval, _) = self.target.interval_and_timeout();
         let interval = interval.max(Duration::from_millis(1));
         let start = tokio::time::Instant::now() + self.initial_delay(interval);
@@ -352,6 +501,9 @@ impl ScrapeLoop {
                 }
             }
         }
-        self.stop_stale();
+        if self.stale_on_stop.load(Ordering::Acquire) {
+            self.stop_stale();
+        }
+        LoopState { cache: self.cache, health: self.health, metadata: self.metadata }
     }
 }

@@ -98,7 +98,7 @@ fn scrape_loop(port: u16, extra: &str, storage: &MemStorage) -> ScrapeLoop {
     let sc = Arc::new(cfg.scrape_configs[0].clone());
     let set = build_targets(&sc, &static_groups(&sc.static_configs));
     let target = set.active.into_iter().next().unwrap();
-    ScrapeLoop::new(sc, target, Arc::new(storage.clone())).unwrap()
+    ScrapeLoop::new(sc, target, Arc::new(storage.clone()))
 }
 
 fn series(s: &MemStorage, name: &str) -> Vec<(Labels, Vec<(i64, f64)>)> {

@@ -14,8 +14,8 @@ use serde::Serialize;
 use crate::AppState;
 
 mod metadata;
-mod parse_query;
 pub mod params;
+mod parse_query;
 mod query;
 mod series;
 mod status;
@@ -24,7 +24,7 @@ mod targets;
 pub use metadata::MetadataView;
 pub use query::api_value;
 pub use status::{RuntimeView, WalReplay};
-pub use targets::{ActiveTarget, DroppedTarget, TargetsView};
+pub use targets::{ActiveTarget, DroppedTarget, TargetMetadata, TargetsView};
 
 /// Prometheus's API error types and their HTTP status codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +122,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/status/config", get(status::config))
         .route("/status/walreplay", get(status::walreplay))
         .route("/targets", get(targets::targets))
+        .route("/targets/metadata", get(targets::target_metadata))
         .route("/metadata", get(metadata::metadata))
         .route("/rules", get(status::rules))
         .route("/alerts", get(status::alerts))

@@ -1,14 +1,17 @@
-//! `/api/v1/targets`: the scrape targets, as the binary's scrape manager
-//! reports them through [`TargetsView`] (web does not know the scraper).
+//! `/api/v1/targets` and `/api/v1/targets/metadata`: the scrape targets
+//! and the metadata they last reported, as the binary's scrape manager
+//! shows them through [`TargetsView`] (web does not know the scraper).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
+use ember_model::{matches_all, Labels, Metadata};
 use serde::Serialize;
 
-use super::params::Params;
-use super::success;
+use super::params::{invalid_param, Params};
+use super::{success, ApiError, ErrorType};
 use crate::AppState;
 
 /// One active target, with Prometheus's JSON field names.
@@ -40,6 +43,15 @@ pub struct DroppedTarget {
     pub scrape_pool: String,
 }
 
+/// One active target's metadata as of its last good scrape.
+#[derive(Debug, Clone)]
+pub struct TargetMetadata {
+    /// The target's labels (those its series get).
+    pub labels: Labels,
+    /// Metadata by metric family name; shared with the scrape loop.
+    pub metadata: Arc<HashMap<String, Metadata>>,
+}
+
 /// What the scrape manager shows the API.
 pub trait TargetsView: Send + Sync {
     /// Active targets, of one pool when `pool` is given.
@@ -48,6 +60,89 @@ pub trait TargetsView: Send + Sync {
     fn dropped(&self, pool: Option<&str>) -> Vec<DroppedTarget>;
     /// How many targets each pool dropped in all.
     fn dropped_counts(&self) -> BTreeMap<String, usize>;
+    /// Every active target's metadata, in a stable order (by job, then
+    /// URL). A view without metadata answers none.
+    fn target_metadata(&self) -> Vec<TargetMetadata> {
+        Vec::new()
+    }
+}
+
+/// One `/api/v1/targets/metadata` entry (Prometheus's `metricMetadata`).
+#[derive(Serialize)]
+struct MetricMetadata<'a> {
+    target: BTreeMap<&'a str, &'a str>,
+    /// Omitted when the request named the metric.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metric: Option<&'a str>,
+    #[serde(rename = "type")]
+    metric_type: &'static str,
+    help: &'a str,
+    unit: &'a str,
+}
+
+/// `GET /api/v1/targets/metadata`: `match_target` (a label selector on the
+/// target's labels), `metric` (one family) and `limit` (entries; checked
+/// before each target, as Prometheus does, so one target may overshoot).
+pub(crate) async fn target_metadata(
+    State(s): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::from_request(q.as_deref(), &Default::default(), &Default::default());
+    let limit: Option<usize> = match p.get_nonempty("limit") {
+        None => None,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) => usize::try_from(n).ok(),
+            Err(_) => return Err(ApiError::new(ErrorType::BadData, "limit must be a number")),
+        },
+    };
+    let matchers = match p.get_nonempty("match_target") {
+        Some(sel) => {
+            ember_promql::parse_metric_selector(sel).map_err(|e| invalid_param("match_target", e))?
+        }
+        None => Vec::new(),
+    };
+    let metric = p.get_nonempty("metric");
+    let all = s.inner.targets.get().map(|v| v.target_metadata()).unwrap_or_default();
+    let mut out: Vec<MetricMetadata<'_>> = Vec::new();
+    for t in &all {
+        if limit.is_some_and(|l| out.len() >= l) {
+            break;
+        }
+        if !matches_all(&matchers, &t.labels) {
+            continue;
+        }
+        let target = || t.labels.iter().map(|l| (l.name, l.value)).collect::<BTreeMap<_, _>>();
+        match metric {
+            Some(m) => {
+                if let Some(md) = t.metadata.get(m) {
+                    out.push(MetricMetadata {
+                        target: target(),
+                        metric: None,
+                        metric_type: md.metric_type.as_str(),
+                        help: &md.help,
+                        unit: &md.unit,
+                    });
+                }
+            }
+            None => {
+                // Prometheus lists a target's cache in map order; sorted
+                // here so answers are stable.
+                let mut names: Vec<&String> = t.metadata.keys().collect();
+                names.sort();
+                for name in names {
+                    let md = &t.metadata[name];
+                    out.push(MetricMetadata {
+                        target: target(),
+                        metric: Some(name),
+                        metric_type: md.metric_type.as_str(),
+                        help: &md.help,
+                        unit: &md.unit,
+                    });
+                }
+            }
+        }
+    }
+    Ok(success(out, vec![], vec![]))
 }
 
 #[derive(Serialize)]
@@ -128,14 +223,83 @@ mod tests {
         fn dropped_counts(&self) -> BTreeMap<String, usize> {
             BTreeMap::from([("a".to_owned(), 3)])
         }
+        fn target_metadata(&self) -> Vec<TargetMetadata> {
+            let md = |t: ember_model::MetricType, help: &str| Metadata {
+                metric_type: t,
+                help: help.to_owned(),
+                unit: String::new(),
+            };
+            vec![
+                TargetMetadata {
+                    labels: ember_model::labels!("instance" => "h:1", "job" => "a"),
+                    metadata: Arc::new(HashMap::from([
+                        ("up_total".to_owned(), md(ember_model::MetricType::Counter, "Ups.")),
+                        ("temp".to_owned(), md(ember_model::MetricType::Gauge, "Temperature.")),
+                    ])),
+                },
+                TargetMetadata {
+                    labels: ember_model::labels!("instance" => "h:2", "job" => "b"),
+                    metadata: Arc::new(HashMap::from([(
+                        "temp".to_owned(),
+                        md(ember_model::MetricType::Gauge, "Other temperature."),
+                    )])),
+                },
+            ]
+        }
     }
 
-    async fn get(uri: &str) -> serde_json::Value {
+    async fn get_status(uri: &str) -> (StatusCode, serde_json::Value) {
         let st = AppState::new(Options::default(), None, vec![]);
         st.set_targets(Arc::new(Fake));
         let resp = router(st).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap()
+        let status = resp.status();
+        (status, serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap())
+    }
+
+    async fn get(uri: &str) -> serde_json::Value {
+        let (status, v) = get_status(uri).await;
+        assert_eq!(status, StatusCode::OK);
+        v
+    }
+
+    #[tokio::test]
+    async fn targets_metadata_filters_and_shape() {
+        let v = get("/api/v1/targets/metadata").await;
+        assert_eq!(
+            v["data"],
+            serde_json::json!([
+                {"target": {"instance": "h:1", "job": "a"}, "metric": "temp", "type": "gauge", "help": "Temperature.", "unit": ""},
+                {"target": {"instance": "h:1", "job": "a"}, "metric": "up_total", "type": "counter", "help": "Ups.", "unit": ""},
+                {"target": {"instance": "h:2", "job": "b"}, "metric": "temp", "type": "gauge", "help": "Other temperature.", "unit": ""},
+            ])
+        );
+        // Naming the metric drops the `metric` field.
+        let v = get("/api/v1/targets/metadata?metric=temp").await;
+        let d = v["data"].as_array().unwrap();
+        assert_eq!(d.len(), 2);
+        assert!(d[0].get("metric").is_none(), "{v}");
+        assert_eq!(d[1]["help"], "Other temperature.");
+        let v = get("/api/v1/targets/metadata?match_target=%7Bjob%3D%22b%22%7D").await;
+        assert_eq!(v["data"].as_array().unwrap().len(), 1);
+        assert_eq!(v["data"][0]["target"]["job"], "b");
+        let v = get("/api/v1/targets/metadata?metric=nope").await;
+        assert_eq!(v["data"], serde_json::json!([]));
+        // The limit is checked before each target: the first target's two
+        // entries both come.
+        let v = get("/api/v1/targets/metadata?limit=1").await;
+        assert_eq!(v["data"].as_array().unwrap().len(), 2);
+        let v = get("/api/v1/targets/metadata?limit=0").await;
+        assert_eq!(v["data"], serde_json::json!([]));
+        let v = get("/api/v1/targets/metadata?limit=-1").await;
+        assert_eq!(v["data"].as_array().unwrap().len(), 3);
+
+        let (st, v) = get_status("/api/v1/targets/metadata?limit=x").await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        assert_eq!(v["error"], "limit must be a number");
+        let (st, v) = get_status("/api/v1/targets/metadata?match_target=%7Bjob%3D%7D").await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        assert_eq!(v["errorType"], "bad_data");
+        assert!(v["error"].as_str().unwrap().starts_with("invalid parameter \"match_target\": "), "{v}");
     }
 
     #[tokio::test]
