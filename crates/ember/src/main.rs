@@ -82,6 +82,7 @@ async fn serve(flags: Flags, config: ember_config::Config) -> Result<(), String>
             },
             query_max_concurrency: flags.query_max_concurrency,
             cors_origin: Some(cors),
+            enable_admin_api: flags.web_enable_admin_api,
         },
         None,
         vec![
@@ -143,6 +144,8 @@ async fn serve(flags: Flags, config: ember_config::Config) -> Result<(), String>
     let db = Arc::new(db);
     state.set_storage(db.clone());
     state.set_metadata(Arc::new(HeadMetadata(db.clone())));
+    state.set_admin(Arc::new(DbAdmin(db.clone())));
+    state.set_tsdb_stats(Arc::new(DbAdmin(db.clone())));
     let segments = replay.segments as u64;
     state.set_wal_replay(ember_web::api::WalReplay { min: 0, max: segments, current: segments });
 
@@ -232,6 +235,55 @@ struct HeadMetadata(Arc<ember_tsdb::Db>);
 impl ember_web::api::MetadataView for HeadMetadata {
     fn metadata(&self) -> std::collections::BTreeMap<String, Vec<ember_model::Metadata>> {
         self.0.head().all_metadata().into_iter().map(|(name, m)| (name, vec![m])).collect()
+    }
+}
+
+/// The admin API and `/api/v1/status/tsdb` over the TSDB.
+struct DbAdmin(Arc<ember_tsdb::Db>);
+
+impl ember_web::api::AdminView for DbAdmin {
+    fn delete_series(
+        &self,
+        mint: ember_model::Timestamp,
+        maxt: ember_model::Timestamp,
+        matchers: &[ember_model::Matcher],
+    ) -> Result<(), String> {
+        self.0.delete(mint, maxt, matchers).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn clean_tombstones(&self) -> Result<(), String> {
+        self.0.clean_tombstones().map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// `<storage.tsdb.path>/snapshots/<name>`, named as Prometheus names them.
+    fn snapshot(&self, with_head: bool) -> Result<String, String> {
+        let name = ember_tsdb::snapshot::snapshot_name(ember_model::sample::now_millis());
+        let dir = self.0.dir().join("snapshots").join(&name);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create snapshot directory: {e}"))?;
+        self.0.snapshot(&dir, with_head).map_err(|e| format!("create snapshot: {e}"))?;
+        Ok(name)
+    }
+}
+
+impl ember_web::api::TsdbStatsView for DbAdmin {
+    fn tsdb_stats(&self, limit: usize) -> ember_web::api::TsdbStats {
+        let s = self.0.head().stats(limit);
+        let list = |v: Vec<(String, u64)>| {
+            v.into_iter().map(|(name, value)| ember_web::api::TsdbStat { name, value }).collect()
+        };
+        ember_web::api::TsdbStats {
+            head_stats: ember_web::api::HeadStats {
+                num_series: s.num_series,
+                num_label_pairs: s.num_label_pairs,
+                chunk_count: s.chunk_count,
+                min_time: s.min_time,
+                max_time: s.max_time,
+            },
+            series_count_by_metric_name: list(s.series_count_by_metric_name),
+            label_value_count_by_label_name: list(s.label_value_count_by_label_name),
+            memory_in_bytes_by_label_name: list(s.memory_in_bytes_by_label_name),
+            series_count_by_label_value_pair: list(s.series_count_by_label_value_pair),
+        }
     }
 }
 

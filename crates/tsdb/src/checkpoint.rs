@@ -118,7 +118,9 @@ pub fn checkpoint(
                 record::encode_metadata(live.iter().map(|m| (m.id, &m.meta)), &mut buf);
             }
             Record::Tombstones(stones) => {
-                let live: Vec<_> = stones.into_iter().filter(|t| head.series(t.id).is_some()).collect();
+                // Deletions wholly before `mint` concern data that is gone.
+                let live: Vec<_> =
+                    stones.into_iter().filter(|t| t.maxt >= mint && head.series(t.id).is_some()).collect();
                 if live.is_empty() {
                     return Ok(());
                 }

@@ -80,6 +80,10 @@ pub enum DbError {
     Wal(#[from] WalError),
     #[error("{0}")]
     Block(#[from] BlockError),
+    #[error("{0}")]
+    Head(String),
+    #[error("{0}")]
+    Snapshot(String),
 }
 
 /// What replay found.
@@ -376,8 +380,22 @@ impl Db {
     }
 
     /// Marks samples in `[mint, maxt]` of series matching `matchers` as
-    /// deleted in every block (tombstones). The head's part is not deletable
-    /// yet (see docs/compatibility.md).
+    /// deleted, in the blocks (their `tombstones` files) and in the head
+    /// (WAL first), as Prometheus's `DB.Delete`. Queries stop seeing them
+    /// at once; the data goes from disk when the blocks are compacted or
+    /// [`Db::clean_tombstones`] runs, and from the head when it is
+    /// persisted. Returns the number of (block or head) series affected.
+    pub fn delete(&self, mint: Timestamp, maxt: Timestamp, matchers: &[Matcher]) -> Result<usize, DbError> {
+        // Under the maintenance lock: a head range being written to a block
+        // must not miss a deletion made between its read and the head's
+        // truncation.
+        let _g = self.compacting.lock();
+        let mut n = self.delete_in_blocks_locked(mint, maxt, matchers)?;
+        n += self.head.delete(mint, maxt, matchers).map_err(|e| DbError::Head(e.to_string()))?;
+        Ok(n)
+    }
+
+    /// The block half of [`Db::delete`]: tombstones in every block.
     pub fn delete_in_blocks(
         &self,
         mint: Timestamp,
@@ -385,6 +403,15 @@ impl Db {
         matchers: &[Matcher],
     ) -> Result<usize, DbError> {
         let _g = self.compacting.lock();
+        self.delete_in_blocks_locked(mint, maxt, matchers)
+    }
+
+    fn delete_in_blocks_locked(
+        &self,
+        mint: Timestamp,
+        maxt: Timestamp,
+        matchers: &[Matcher],
+    ) -> Result<usize, DbError> {
         let mut n = 0;
         // Each block is reopened to take its new tombstones; the reopened
         // set replaces the old one in one step, so readers never see a
@@ -397,6 +424,72 @@ impl Db {
         }
         self.install_blocks(reopened);
         Ok(n)
+    }
+
+    /// Rewrites every block that has tombstones without the deleted data
+    /// (a compaction of that one block; a block left empty is just
+    /// deleted), then removes the old block, as Prometheus's
+    /// `DB.CleanTombstones`. Returns the number of blocks rewritten.
+    pub fn clean_tombstones(&self) -> Result<usize, DbError> {
+        let _g = self.compacting.lock();
+        let started = Instant::now();
+        let mut cleaned = 0;
+        for b in self.blocks() {
+            if b.tombstones().values().all(Vec::is_empty) {
+                continue;
+            }
+            let meta = compact::compact(&self.dir, &[&*b])?;
+            self.metrics().compactions_total.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                block = %b.meta().ulid,
+                new_block = meta.as_ref().map_or("(none: everything deleted)", |m| m.ulid.as_str()),
+                "rewrote block without its deleted data"
+            );
+            // The rewritten block is durable; the old one goes.
+            self.delete_blocks(&[b.dir().to_path_buf()])?;
+            self.reload_blocks()?;
+            cleaned += 1;
+        }
+        tracing::info!(blocks = cleaned, duration = ?started.elapsed(), "tombstones cleaned");
+        Ok(cleaned)
+    }
+
+    /// Writes a consistent copy of the database into `dir`, as Prometheus's
+    /// `DB.Snapshot`: every block is hard-linked (copied where linking
+    /// fails, e.g. across file systems) into `dir/<ulid>/`, and with
+    /// `with_head` the head's current contents (deletions applied) become
+    /// one more block. `dir` opens as a database and in promtool.
+    pub fn snapshot(&self, dir: &Path, with_head: bool) -> Result<(), DbError> {
+        if dir == self.dir {
+            return Err(DbError::Snapshot("cannot snapshot into base directory".into()));
+        }
+        if dir.file_name().and_then(|n| n.to_str()).is_some_and(|n| ulid::Ulid::from_string(n).is_ok()) {
+            return Err(DbError::Snapshot("dir must not be a valid ULID".into()));
+        }
+        // No compaction may delete a block while it is being linked.
+        let _g = self.compacting.lock();
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        for b in self.blocks() {
+            tracing::info!(block = %b.meta().ulid, "snapshotting block");
+            crate::snapshot::link_block(b.dir(), &dir.join(&b.meta().ulid)).map_err(|e| {
+                DbError::Snapshot(format!("error snapshotting block: {}: {e}", b.dir().display()))
+            })?;
+        }
+        if !with_head {
+            return Ok(());
+        }
+        let (mint, maxt) = (self.head.min_time(), self.head.max_time());
+        if mint > maxt {
+            return Ok(());
+        }
+        // Block ranges are half-open: the newest sample needs maxt + 1.
+        let end = maxt.saturating_add(1);
+        let chunks = self.head.block_chunks(mint, end);
+        if !chunks.is_empty() {
+            block::write_block(dir, mint, end, BlockCompaction::default(), chunks)
+                .map_err(|e| DbError::Snapshot(format!("snapshot head block: {e}")))?;
+        }
+        Ok(())
     }
 }
 
@@ -599,9 +692,19 @@ fn replay_range_with_workers(
                         }
                     }
                 }
-                // Deletion is not supported yet (part 2); other record kinds
-                // (exemplars, histograms) are not written by ember.
-                Ok(Record::Tombstones(_)) | Ok(Record::Unknown(_)) => {}
+                Ok(Record::Tombstones(mut stones)) => {
+                    for st in &mut stones {
+                        if let Some(id) = remap.get(&st.id) {
+                            st.id = *id;
+                        }
+                    }
+                    // The series records came first (they were applied on
+                    // this thread), so every live series is known here.
+                    unknown += head.replay_tombstones(&stones);
+                }
+                // Other record kinds (exemplars, histograms) are not
+                // written by ember.
+                Ok(Record::Unknown(_)) => {}
                 Err(e) => {
                     tracing::warn!(segment = seg, err = %e, "undecodable WAL record skipped");
                     stats.bad_records += 1;

@@ -11,9 +11,14 @@
 //!   records were handed to the WAL: the WAL order is the order in which
 //!   batches were applied, because commits hold the WAL lock while applying.
 //!
+//! * Deletions (tombstones) are logged to the WAL before they take effect,
+//!   under the WAL lock like commits, and cover only samples that existed
+//!   when they were made (the interval is clamped to the series' samples).
+//!
 //! Locks: the series maps are striped `RwLock`s; each series has its own
-//! mutex; the postings have one `RwLock`. No code holds two series locks at
-//! once, and the postings lock is never taken while holding a series lock.
+//! mutex; the postings have one `RwLock`; the tombstones one `RwLock`. No
+//! code holds two series locks at once, and neither the postings lock nor
+//! the tombstones lock is taken while holding a series lock.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -29,6 +34,7 @@ use ember_model::{
 use parking_lot::{Mutex, RwLock};
 
 use crate::chunkenc::{XorChunk, XorIterator};
+use crate::deleted::{self, DeletedFilter, Intervals};
 use crate::index::MemPostings;
 use crate::metrics::TsdbMetrics;
 use crate::record;
@@ -51,6 +57,21 @@ impl Default for HeadOptions {
     fn default() -> Self {
         HeadOptions { chunk_range: 2 * 3600 * 1000, samples_per_chunk: 120, stripe_size: 1024 }
     }
+}
+
+/// Head cardinality statistics ([`Head::stats`]): `(name, count)` lists,
+/// largest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeadStats {
+    pub num_series: u64,
+    pub num_label_pairs: u64,
+    pub chunk_count: i64,
+    pub min_time: Timestamp,
+    pub max_time: Timestamp,
+    pub series_count_by_metric_name: Vec<(String, u64)>,
+    pub label_value_count_by_label_name: Vec<(String, u64)>,
+    pub memory_in_bytes_by_label_name: Vec<(String, u64)>,
+    pub series_count_by_label_value_pair: Vec<(String, u64)>,
 }
 
 /// A multiplicative hasher for u64 keys (ids and precomputed label hashes):
@@ -204,6 +225,30 @@ impl SeriesData {
 
     fn num_chunks(&self) -> usize {
         self.closed.len() + usize::from(self.head.is_some())
+    }
+
+    /// Oldest and newest sample, if any.
+    fn time_range(&self) -> Option<(Timestamp, Timestamp)> {
+        let head = self.head.as_ref().filter(|h| h.chunk.num_samples() > 0);
+        let min = self.closed.first().map(|c| c.mint).or(head.map(|h| h.mint))?;
+        let max = head.map(|h| h.chunk.last_t()).or(self.closed.last().map(|c| c.maxt))?;
+        Some((min, max))
+    }
+
+    /// Whether every chunk overlapping `[mint, maxt]` is deleted there
+    /// (Prometheus's rule: a series is left out of a select when each of
+    /// its chunks, cut to the query range, lies inside one deleted
+    /// interval).
+    fn all_deleted_in(&self, mint: Timestamp, maxt: Timestamp, ivs: &[(Timestamp, Timestamp)]) -> bool {
+        let covered = |a: Timestamp, b: Timestamp| {
+            b < mint || a > maxt || deleted::is_subrange(ivs, a.max(mint), b.min(maxt))
+        };
+        self.closed.iter().all(|c| covered(c.mint, c.maxt))
+            && self
+                .head
+                .as_ref()
+                .filter(|h| h.chunk.num_samples() > 0)
+                .is_none_or(|h| covered(h.mint, h.chunk.last_t()))
     }
 }
 
@@ -361,6 +406,8 @@ pub struct Head {
     by_hash: Box<[RwLock<HashStripe>]>,
     by_id: SeriesById,
     postings: RwLock<MemPostings>,
+    /// Deleted intervals by series id (merged, sorted).
+    tombstones: RwLock<U64Map<Intervals>>,
     metadata: RwLock<HashMap<String, Metadata>>,
     last_id: AtomicU64,
     last_appender_id: AtomicU64,
@@ -394,6 +441,7 @@ impl Head {
             by_id: SeriesById::new(),
             opts,
             postings: RwLock::new(MemPostings::new()),
+            tombstones: RwLock::new(U64Map::default()),
             metadata: RwLock::new(HashMap::new()),
             last_id: AtomicU64::new(0),
             last_appender_id: AtomicU64::new(0),
@@ -529,14 +577,16 @@ impl Head {
     ) -> Vec<(Labels, Vec<crate::block::ChunkToWrite>)> {
         use crate::block::{ChunkToWrite, ENCODING_XOR};
         let mut out = Vec::new();
+        let tombstones = self.tombstones.read();
         self.by_id.for_each(|s| {
+            let deleted: &[(Timestamp, Timestamp)] = tombstones.get(&s.id).map_or(&[], |v| v.as_slice());
             let chunks = s.chunks(mint, maxt - 1);
             if chunks.is_empty() {
                 return;
             }
             let mut w = Vec::with_capacity(chunks.len());
             for c in chunks {
-                if c.mint >= mint && c.maxt < maxt {
+                if c.mint >= mint && c.maxt < maxt && !deleted::overlaps(deleted, c.mint, c.maxt) {
                     w.push(ChunkToWrite {
                         mint: c.mint,
                         maxt: c.maxt,
@@ -550,7 +600,9 @@ impl Head {
                 let (mut lo, mut hi) = (i64::MAX, i64::MIN);
                 while it.next() {
                     let (t, v) = it.at();
-                    if t >= mint && t < maxt {
+                    // Deleted samples are not written (Prometheus applies
+                    // the head's tombstones when it persists the head).
+                    if t >= mint && t < maxt && !deleted::covers(deleted, t) {
                         part.append(t, v);
                         lo = lo.min(t);
                         hi = hi.max(t);
@@ -569,6 +621,7 @@ impl Head {
                 out.push((s.labels.clone(), w));
             }
         });
+        drop(tombstones);
         crate::sort::sort_by_labels(&mut out, |x| &x.0);
         out
     }
@@ -602,6 +655,7 @@ impl Head {
         // own lock, so a sample committed meanwhile keeps its series.
         let wal_guard = self.wal().map(|w| w.lock());
         let mut removed_series = 0u64;
+        let mut tombstones = self.tombstones.write();
         for s in empty {
             let d = s.data.lock();
             if !d.closed.is_empty() || d.head.is_some() {
@@ -613,8 +667,16 @@ impl Head {
             self.by_hash[self.stripe_of(h)].write().remove(h, &s);
             self.by_id.remove(s.id);
             self.postings.write().delete(s.id, &s.labels);
+            tombstones.remove(&s.id);
             removed_series += 1;
         }
+        // What lies before `mint` is gone from the head, so are its
+        // deletions (Prometheus: `TruncateBefore`).
+        tombstones.retain(|_, ivs| {
+            deleted::truncate_before(ivs, mint);
+            !ivs.is_empty()
+        });
+        drop(tombstones);
         drop(wal_guard);
         self.metrics.head_series.fetch_sub(removed_series as i64, Ordering::Relaxed);
         self.metrics.head_series_removed_total.fetch_add(removed_series, Ordering::Relaxed);
@@ -625,6 +687,148 @@ impl Head {
         self.min_time.store(min, Ordering::Release);
         self.metrics.head_min_time.store(min, Ordering::Relaxed);
         (removed_chunks, removed_series)
+    }
+
+    /// Marks the samples in `[mint, maxt]` of the series matching
+    /// `matchers` as deleted, as Prometheus's `Head.Delete`: the range is
+    /// clamped to the head's and then to each series' samples (so samples
+    /// appended later are not affected), logged to the WAL as a tombstones
+    /// record, then applied. Returns the number of series affected.
+    pub fn delete(
+        &self,
+        mint: Timestamp,
+        maxt: Timestamp,
+        matchers: &[Matcher],
+    ) -> Result<usize, StorageError> {
+        let (mint, maxt) = (mint.max(self.min_time()), maxt.min(self.max_time()));
+        if mint > maxt {
+            return Ok(0);
+        }
+        let ids = self.postings.read().postings_for_matchers(matchers);
+        let mut stones = Vec::new();
+        for id in ids.iter() {
+            let Some(s) = self.series(id) else { continue };
+            let Some((t0, t1)) = s.data.lock().time_range() else { continue };
+            let (a, b) = (mint.max(t0), maxt.min(t1));
+            if a <= b {
+                stones.push(record::RefTombstone { id, mint: a, maxt: b });
+            }
+        }
+        if stones.is_empty() {
+            return Ok(0);
+        }
+        // Logged and applied under the WAL lock, so a replay sees the
+        // deletion in the same order relative to commits.
+        let guard = match self.wal() {
+            Some(w) => {
+                let mut g = w.lock();
+                let mut buf = Vec::new();
+                record::encode_tombstones(&stones, &mut buf);
+                if let Err(e) = g.log(&[&buf]) {
+                    self.metrics.wal_writes_failed_total.fetch_add(1, Ordering::Relaxed);
+                    return Err(StorageError::Io(format!("write to WAL: {e}")));
+                }
+                Some(g)
+            }
+            None => None,
+        };
+        let mut t = self.tombstones.write();
+        for st in &stones {
+            deleted::add_interval(t.entry(st.id).or_default(), st.mint, st.maxt);
+        }
+        drop(t);
+        drop(guard);
+        Ok(stones.len())
+    }
+
+    /// Applies tombstones read back from the WAL; those of unknown series
+    /// are dropped. Returns how many were dropped.
+    pub(crate) fn replay_tombstones(&self, stones: &[record::RefTombstone]) -> u64 {
+        let mut unknown = 0;
+        let mut t = self.tombstones.write();
+        for st in stones {
+            if self.by_id.get(st.id).is_none() {
+                unknown += 1;
+                continue;
+            }
+            deleted::add_interval(t.entry(st.id).or_default(), st.mint, st.maxt);
+        }
+        unknown
+    }
+
+    /// The deleted intervals of series `id` (empty: nothing deleted).
+    pub fn deleted_intervals(&self, id: u64) -> Intervals {
+        self.tombstones.read().get(&id).cloned().unwrap_or_default()
+    }
+
+    /// Number of series with deleted intervals.
+    pub fn num_tombstoned_series(&self) -> usize {
+        self.tombstones.read().len()
+    }
+
+    /// Cardinality statistics of the head's index, as Prometheus's
+    /// `Head.Stats(__name__, limit)` computes them for
+    /// `/api/v1/status/tsdb`. Each list holds the `limit` largest entries,
+    /// largest first; ties are ordered by name (Prometheus leaves their
+    /// order unspecified).
+    pub fn stats(&self, limit: usize) -> HeadStats {
+        let p = self.postings.read();
+        let names: Vec<String> = p.label_names().into_iter().filter(|n| !n.is_empty()).collect();
+        let mut metrics = Vec::new();
+        let mut labels = Vec::new();
+        let mut memory = Vec::new();
+        // Label pairs can number in the millions: only the top ones are
+        // turned into strings.
+        let mut pairs: Vec<(u64, usize, &str)> = Vec::new();
+        let mut num_label_pairs = 0u64;
+        for (ni, name) in names.iter().enumerate() {
+            let Some(values) = p.values(name) else { continue };
+            labels.push((name.clone(), values.len() as u64));
+            num_label_pairs += values.len() as u64;
+            let mut size = 0u64;
+            for (value, ids) in values {
+                let n = ids.cardinality();
+                if name == ember_model::METRIC_NAME {
+                    metrics.push((value.clone(), n));
+                }
+                pairs.push((n, ni, value.as_str()));
+                // Prometheus 3.0: the bytes of the value once per series.
+                size += value.len() as u64 * n;
+            }
+            memory.push((name.clone(), size));
+        }
+        // Largest first, ties by the `name=value` text.
+        let pair_order = |a: &(u64, usize, &str), b: &(u64, usize, &str)| {
+            b.0.cmp(&a.0).then_with(|| {
+                let ka = names[a.1].bytes().chain(*b"=").chain(a.2.bytes());
+                ka.cmp(names[b.1].bytes().chain(*b"=").chain(b.2.bytes()))
+            })
+        };
+        if limit > 0 && pairs.len() > limit {
+            pairs.select_nth_unstable_by(limit - 1, pair_order);
+            pairs.truncate(limit);
+        }
+        pairs.sort_unstable_by(pair_order);
+        let pairs: Vec<(String, u64)> =
+            pairs.into_iter().take(limit).map(|(n, ni, v)| (format!("{}={v}", names[ni]), n)).collect();
+        let num_series = p.num_series();
+        drop(p);
+        let top = |mut v: Vec<(String, u64)>| {
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            v.truncate(limit);
+            v
+        };
+        HeadStats {
+            num_series,
+            num_label_pairs,
+            chunk_count: self.metrics.head_chunks.load(Ordering::Relaxed),
+            min_time: self.min_time(),
+            max_time: self.max_time(),
+            series_count_by_metric_name: top(metrics),
+            label_value_count_by_label_name: top(labels),
+            memory_in_bytes_by_label_name: top(memory),
+            series_count_by_label_value_pair: pairs,
+        }
     }
 
     /// Makes sure `id` is never assigned to a new series (every id named in
@@ -684,6 +888,7 @@ impl Head {
     pub(crate) fn replay_samples(&self, samples: &[crate::record::RefSample]) -> (u64, u64) {
         let (mut applied, mut unknown) = (0u64, 0u64);
         let (mut mint, mut maxt) = (i64::MAX, i64::MIN);
+        let min_valid = self.min_valid_time.load(Ordering::Acquire);
         // Replay is bound by cache misses on series (each sample usually
         // belongs to another series). Locked instructions serialise those
         // misses, so for a window of samples the series are first reached
@@ -700,6 +905,12 @@ impl Head {
             }
             std::hint::black_box(touch);
             for (rs, g) in window.iter().zip(&guards) {
+                // Already persisted in a block (a crash came between the
+                // block's rename and the WAL checkpoint): as Prometheus,
+                // drop it rather than store it twice.
+                if rs.t < min_valid {
+                    continue;
+                }
                 let r = match g.as_deref() {
                     Some(Some(s)) => Some(self.apply(s, rs.t, rs.v)),
                     Some(None) => None,
@@ -1013,14 +1224,26 @@ impl HeadQuerier<'_> {
     /// Matching series with samples in the querier's range. The range check
     /// happens here, while each series is being touched anyway, rather than
     /// in a second pass over (by then cold) series.
-    fn matching_series_in_range(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
+    /// Series wholly deleted in range are left out; the others carry their
+    /// deleted intervals.
+    fn matching_series_in_range(&self, matchers: &[Matcher]) -> Vec<(Arc<MemSeries>, Intervals)> {
         let p = self.postings(matchers);
         let mut out = Vec::with_capacity(p.cardinality() as usize);
+        let tombstones = self.head.tombstones.read();
         for id in p.iter() {
             if let Some(s) = self.head.series(id) {
-                if s.data.lock().has_samples_in(self.mint, self.maxt) {
-                    out.push(s);
+                let ivs = tombstones.get(&id);
+                let d = s.data.lock();
+                if !d.has_samples_in(self.mint, self.maxt) {
+                    continue;
                 }
+                if let Some(ivs) = ivs {
+                    if d.all_deleted_in(self.mint, self.maxt, ivs) {
+                        continue;
+                    }
+                }
+                drop(d);
+                out.push((s, ivs.cloned().unwrap_or_default()));
             }
         }
         out
@@ -1040,7 +1263,7 @@ impl Querier for HeadQuerier<'_> {
             Vec::new()
         };
         if sorted {
-            crate::sort::sort_by_labels(&mut series, |s| &s.labels);
+            crate::sort::sort_by_labels(&mut series, |s| &s.0.labels);
         }
         Ok(Box::new(HeadSeriesSet {
             series: series.into_iter(),
@@ -1111,7 +1334,7 @@ impl Queryable for Head {
 /// snapshotted only when it is reached, and series without samples in range
 /// are skipped.
 struct HeadSeriesSet {
-    series: std::vec::IntoIter<Arc<MemSeries>>,
+    series: std::vec::IntoIter<(Arc<MemSeries>, Intervals)>,
     mint: Timestamp,
     maxt: Timestamp,
     limit: usize,
@@ -1126,17 +1349,13 @@ impl Iterator for HeadSeriesSet {
             return None;
         }
         // Series were filtered to those with samples in range at select.
-        if let Some(s) = self.series.next() {
+        if let Some((s, deleted)) = self.series.next() {
             self.yielded += 1;
-            return Some(Ok(Series {
-                labels: s.labels.clone(),
-                samples: Box::new(LazySeriesIterator {
-                    series: s,
-                    mint: self.mint,
-                    maxt: self.maxt,
-                    inner: None,
-                }),
-            }));
+            let lazy = LazySeriesIterator { series: s, mint: self.mint, maxt: self.maxt, inner: None };
+            let labels = lazy.series.labels.clone();
+            let samples: Box<dyn SampleIterator> =
+                if deleted.is_empty() { Box::new(lazy) } else { Box::new(DeletedFilter::new(lazy, deleted)) };
+            return Some(Ok(Series { labels, samples }));
         }
         None
     }

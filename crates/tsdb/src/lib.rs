@@ -13,6 +13,8 @@
 //! * [`querier`]: merged reads over blocks and head.
 //! * [`metrics`]: self-monitoring under Prometheus's metric names.
 //! * [`sort`]: fast label-set ordering for sorted selects.
+//! * [`deleted`]: deleted intervals (tombstones) as reads apply them.
+//! * [`snapshot`]: hard-linking blocks into a snapshot directory.
 //!
 //! # Storage contract (part 1: head + WAL)
 //!
@@ -47,22 +49,36 @@
 //! * Reads merge blocks and head ([`querier`]); a series in several sources
 //!   is read once, duplicates by timestamp dropped.
 //!
-//! Not yet: deletion in the head (tombstones apply to blocks only),
-//! isolation of in-flight commits from readers, out-of-order ingestion.
+//! # Deletion and snapshots
+//!
+//! * [`Db::delete`] marks a time range of the series matching some
+//!   matchers as deleted: tombstones in each block's `tombstones` file and,
+//!   for the head, in memory after a tombstones record reached the WAL
+//!   (replayed at open, kept in checkpoints while their series live).
+//!   Queries skip deleted samples at once; writing the head to a block
+//!   leaves them out; [`Db::clean_tombstones`] rewrites blocks without
+//!   them. See [`deleted`].
+//! * [`Db::snapshot`] hard-links every block into a directory and can add
+//!   the head as one more block ([`snapshot`]).
+//!
+//! Not yet: isolation of in-flight commits from readers, out-of-order
+//! ingestion.
 
 pub mod block;
 pub mod checkpoint;
 pub mod chunkenc;
 pub mod db;
+pub mod deleted;
 pub mod head;
 pub mod index;
 pub mod metrics;
 pub mod querier;
 pub mod record;
+pub mod snapshot;
 pub mod sort;
 pub mod wal;
 
 pub use db::{Db, DbError, DbOptions, ReplayStats};
-pub use head::{Head, HeadOptions};
+pub use head::{Head, HeadOptions, HeadStats};
 pub use metrics::TsdbMetrics;
 pub use wal::{SyncPolicy, WalOptions};

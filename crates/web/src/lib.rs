@@ -60,6 +60,10 @@ struct Inner {
     reload: std::sync::OnceLock<ReloadFn>,
     wal_replay: std::sync::OnceLock<api::WalReplay>,
     metadata: std::sync::OnceLock<Arc<dyn api::MetadataView>>,
+    /// `--web.enable-admin-api`.
+    admin_enabled: bool,
+    admin: std::sync::OnceLock<Arc<dyn api::AdminView>>,
+    tsdb_stats: std::sync::OnceLock<Arc<dyn api::TsdbStatsView>>,
 }
 
 /// Reloads the configuration (`/-/reload`); the error text is the answer
@@ -95,6 +99,8 @@ pub struct Options {
     pub query_max_concurrency: usize,
     /// `--web.cors.origin`, compiled (default `.*`).
     pub cors_origin: Option<cors::CorsOrigin>,
+    /// `--web.enable-admin-api`.
+    pub enable_admin_api: bool,
 }
 
 impl AppState {
@@ -122,6 +128,9 @@ impl AppState {
                 reload: std::sync::OnceLock::new(),
                 wal_replay: std::sync::OnceLock::new(),
                 metadata: std::sync::OnceLock::new(),
+                admin_enabled: opts.enable_admin_api,
+                admin: std::sync::OnceLock::new(),
+                tsdb_stats: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -159,6 +168,17 @@ impl AppState {
     /// Installs the metric metadata source. Later calls are ignored.
     pub fn set_metadata(&self, view: Arc<dyn api::MetadataView>) {
         let _ = self.inner.metadata.set(view);
+    }
+
+    /// Installs the admin operations (served only with
+    /// `--web.enable-admin-api`). Later calls are ignored.
+    pub fn set_admin(&self, view: Arc<dyn api::AdminView>) {
+        let _ = self.inner.admin.set(view);
+    }
+
+    /// Installs the source of `/api/v1/status/tsdb`. Later calls are ignored.
+    pub fn set_tsdb_stats(&self, view: Arc<dyn api::TsdbStatsView>) {
+        let _ = self.inner.tsdb_stats.set(view);
     }
 
     /// Records the finished WAL replay. Later calls are ignored.

@@ -7,12 +7,13 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::AppState;
 
+mod admin;
 mod metadata;
 pub mod params;
 mod parse_query;
@@ -21,9 +22,10 @@ mod series;
 mod status;
 mod targets;
 
+pub use admin::AdminView;
 pub use metadata::MetadataView;
 pub use query::api_value;
-pub use status::{RuntimeView, WalReplay};
+pub use status::{HeadStats, RuntimeView, TsdbStat, TsdbStats, TsdbStatsView, WalReplay};
 pub use targets::{ActiveTarget, DroppedTarget, TargetMetadata, TargetsView};
 
 /// Prometheus's API error types and their HTTP status codes.
@@ -121,6 +123,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/status/runtimeinfo", get(runtimeinfo))
         .route("/status/config", get(status::config))
         .route("/status/walreplay", get(status::walreplay))
+        .route("/status/tsdb", get(status::tsdb))
+        .route("/admin/tsdb/delete_series", post(admin::delete_series).put(admin::delete_series))
+        .route("/admin/tsdb/clean_tombstones", post(admin::clean_tombstones).put(admin::clean_tombstones))
+        .route("/admin/tsdb/snapshot", post(admin::snapshot).put(admin::snapshot))
         .route("/targets", get(targets::targets))
         .route("/targets/metadata", get(targets::target_metadata))
         .route("/metadata", get(metadata::metadata))

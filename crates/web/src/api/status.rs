@@ -1,4 +1,4 @@
-//! `/api/v1/status/config`, `/status/walreplay`, and the rule, alert,
+//! `/api/v1/status/config`, `/status/walreplay`, `/status/tsdb`, and the rule, alert,
 //! Alertmanager and exemplar endpoints, which answer empty until those
 //! subsystems exist (with Prometheus's shapes, so clients parse them).
 
@@ -28,6 +28,73 @@ pub struct WalReplay {
     pub min: u64,
     pub max: u64,
     pub current: u64,
+}
+
+/// Cardinality statistics of the TSDB head (the binary computes them).
+pub trait TsdbStatsView: Send + Sync {
+    /// The statistics with at most `limit` entries per list.
+    fn tsdb_stats(&self, limit: usize) -> TsdbStats;
+}
+
+/// `/api/v1/status/tsdb`'s `data`, field for field as Prometheus's
+/// `TSDBStatus`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TsdbStats {
+    pub head_stats: HeadStats,
+    pub series_count_by_metric_name: Vec<TsdbStat>,
+    pub label_value_count_by_label_name: Vec<TsdbStat>,
+    pub memory_in_bytes_by_label_name: Vec<TsdbStat>,
+    pub series_count_by_label_value_pair: Vec<TsdbStat>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeadStats {
+    pub num_series: u64,
+    pub num_label_pairs: u64,
+    pub chunk_count: i64,
+    pub min_time: i64,
+    pub max_time: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TsdbStat {
+    pub name: String,
+    pub value: u64,
+}
+
+/// `/api/v1/status/tsdb` with Prometheus 3's `limit` (default 10, at most
+/// 10000).
+pub(crate) async fn tsdb(
+    State(s): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    const MAX_LIMIT: usize = 10_000;
+    let p = Params::from_request(q.as_deref(), &headers, &body);
+    let limit = match p.get_nonempty("limit") {
+        None => 10,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 1 => usize::try_from(n).unwrap_or(usize::MAX),
+            _ => return Err(ApiError::new(ErrorType::BadData, "limit must be a positive number")),
+        },
+    };
+    if limit > MAX_LIMIT {
+        return Err(ApiError::new(ErrorType::BadData, format!("limit must not exceed {MAX_LIMIT}")));
+    }
+    let view = s
+        .inner
+        .tsdb_stats
+        .get()
+        .cloned()
+        .ok_or_else(|| ApiError::new(ErrorType::Unavailable, "storage is not ready"))?;
+    // Walks the whole head index: off the async threads.
+    let stats = tokio::task::spawn_blocking(move || view.tsdb_stats(limit))
+        .await
+        .map_err(|e| ApiError::new(ErrorType::Internal, e.to_string()))?;
+    Ok(success(stats, vec![], vec![]))
 }
 
 #[derive(Serialize)]
@@ -123,6 +190,53 @@ mod tests {
             get(st, "/api/v1/status/walreplay").await.1["data"],
             serde_json::json!({"min":0,"max":4,"current":4})
         );
+    }
+
+    struct Stats;
+    impl super::TsdbStatsView for Stats {
+        fn tsdb_stats(&self, limit: usize) -> super::TsdbStats {
+            let stat = |i: usize| super::TsdbStat { name: format!("m{i}"), value: 100 - i as u64 };
+            super::TsdbStats {
+                head_stats: super::HeadStats {
+                    num_series: 3,
+                    num_label_pairs: 4,
+                    chunk_count: 5,
+                    min_time: 6,
+                    max_time: 7,
+                },
+                series_count_by_metric_name: (0..limit.min(20)).map(stat).collect(),
+                ..Default::default()
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn tsdb_status_shape_and_limit() {
+        let (c, v) = get(state(), "/api/v1/status/tsdb").await;
+        assert_eq!((c, v["errorType"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")));
+        let st = state();
+        st.set_tsdb_stats(std::sync::Arc::new(Stats));
+        let (c, v) = get(st.clone(), "/api/v1/status/tsdb").await;
+        assert_eq!(c, StatusCode::OK);
+        assert_eq!(
+            v["data"]["headStats"],
+            serde_json::json!({"numSeries":3,"numLabelPairs":4,"chunkCount":5,"minTime":6,"maxTime":7})
+        );
+        assert_eq!(v["data"]["seriesCountByMetricName"].as_array().unwrap().len(), 10, "default limit");
+        assert_eq!(v["data"]["seriesCountByMetricName"][0], serde_json::json!({"name":"m0","value":100}));
+        for key in ["labelValueCountByLabelName", "memoryInBytesByLabelName", "seriesCountByLabelValuePair"] {
+            assert_eq!(v["data"][key], serde_json::json!([]), "{key} is an empty list, not null");
+        }
+        let (_, v) = get(st.clone(), "/api/v1/status/tsdb?limit=3").await;
+        assert_eq!(v["data"]["seriesCountByMetricName"].as_array().unwrap().len(), 3);
+        for (q, msg) in [
+            ("limit=0", "limit must be a positive number"),
+            ("limit=x", "limit must be a positive number"),
+            ("limit=10001", "limit must not exceed 10000"),
+        ] {
+            let (c, v) = get(st.clone(), &format!("/api/v1/status/tsdb?{q}")).await;
+            assert_eq!((c, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some(msg)));
+        }
     }
 
     #[tokio::test]
