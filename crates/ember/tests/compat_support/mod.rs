@@ -340,6 +340,15 @@ pub fn generate(t0_ms: i64) -> DataSet {
     out.push(series(&[("__name__", "stale_metric"), ("job", "special"), ("instance", "gone:1")]));
     out.push(series(&[("__name__", "stale_metric"), ("job", "special"), ("instance", "alive:1")]));
 
+    // Magnitudes where Prometheus switches to exponent notation (below 1e-6,
+    // from 1e21 on), and neighbours that stay plain.
+    let extremes = [1e-7, 9.99e-7, 1e-6, 1e20, 1e21, 1.2345678901234569e23, -2.5e-9, 5e-324, f64::MAX];
+    let extreme_start = out.len();
+    for j in 0..extremes.len() {
+        let i = j.to_string();
+        out.push(series(&[("__name__", "extreme_values"), ("job", "special"), ("i", &i)]));
+    }
+
     let ts = |k: usize, i: i64| t0_ms + i * STEP_MS + (1 + (k % 13) as i64) * 1000;
 
     for (k, s) in out.iter_mut().enumerate() {
@@ -419,6 +428,10 @@ pub fn generate(t0_ms: i64) -> DataSet {
                 Sample { value: v, timestamp: ts(k, i) }
             })
             .collect();
+    }
+    for (j, v) in extremes.into_iter().enumerate() {
+        let k = extreme_start + j;
+        out[k].samples = (0..SAMPLES).map(|i| Sample { value: v, timestamp: ts(k, i) }).collect();
     }
     // "gone" ends in a staleness marker after 20 minutes; "alive" goes on.
     for (j, k) in [stale_idx, stale_idx + 1].into_iter().enumerate() {

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::AppState;
 
 mod admin;
+mod json;
 mod metadata;
 pub mod params;
 mod parse_query;
@@ -23,8 +24,8 @@ mod status;
 mod targets;
 
 pub use admin::AdminView;
+pub use json::api_value;
 pub use metadata::MetadataView;
-pub use query::api_value;
 pub use status::{HeadStats, RuntimeView, TsdbStat, TsdbStats, TsdbStatsView, WalReplay};
 pub use targets::{ActiveTarget, DroppedTarget, TargetMetadata, TargetsView};
 

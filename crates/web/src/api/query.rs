@@ -10,135 +10,20 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use ember_model::Timestamp;
 use ember_promql::engine::{EvalError, QueryControl, QueryResult, Value};
 use ember_promql::{Expr, ValueType};
-use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
+use super::json;
 use super::params::{invalid_param, Params};
 use super::{success, ApiError, ErrorType};
 use crate::AppState;
 
 /// Prometheus's limit on points per series of a range query.
 const MAX_POINTS: i64 = 11_000;
-
-/// A timestamp in the API's form: seconds with up to 3 decimals, written
-/// the way Prometheus writes them (`1435781451.781`, `1435781451.05` is
-/// `1435781451.050`).
-struct ApiTime(Timestamp);
-
-impl Serialize for ApiTime {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let t = self.0;
-        let (sign, abs) = if t < 0 { ("-", t.unsigned_abs()) } else { ("", t as u64) };
-        let frac = abs % 1000;
-        let text = if frac == 0 {
-            format!("{sign}{}", abs / 1000)
-        } else {
-            format!("{sign}{}.{frac:03}", abs / 1000)
-        };
-        // Raw, so `.050` keeps Prometheus's three decimals.
-        let raw = serde_json::value::RawValue::from_string(text).map_err(serde::ser::Error::custom)?;
-        raw.serialize(s)
-    }
-}
-
-/// A sample value as the API writes it: a string, `NaN`, `+Inf`, `-Inf`.
-pub fn api_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
-    } else {
-        // Rust's shortest round-trip form without exponent is Go's
-        // FormatFloat(v, 'f', -1, 64).
-        format!("{v}")
-    }
-}
-
-struct Point(Timestamp, f64);
-impl Serialize for Point {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(2))?;
-        seq.serialize_element(&ApiTime(self.0))?;
-        seq.serialize_element(&api_value(self.1))?;
-        seq.end()
-    }
-}
-
-struct Metric<'a>(&'a ember_model::Labels);
-impl Serialize for Metric<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        for l in self.0.iter() {
-            m.serialize_entry(l.name, l.value)?;
-        }
-        m.end()
-    }
-}
-
-/// `data` of a query answer.
-struct QueryData<'a>(&'a Value, Option<&'a StatsJson>);
-
-impl Serialize for QueryData<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("resultType", self.0.type_name())?;
-        match self.0 {
-            Value::Scalar(t, v) => m.serialize_entry("result", &Point(*t, *v))?,
-            Value::String(t, v) => m.serialize_entry("result", &(ApiTime(*t), v))?,
-            Value::Vector(samples) => {
-                let items: Vec<VectorItem<'_>> = samples.iter().map(VectorItem).collect();
-                m.serialize_entry("result", &items)?
-            }
-            Value::Matrix(series) => {
-                let items: Vec<MatrixItem<'_>> = series.iter().map(MatrixItem).collect();
-                m.serialize_entry("result", &items)?
-            }
-        }
-        if let Some(st) = self.1 {
-            m.serialize_entry("stats", st)?;
-        }
-        m.end()
-    }
-}
-
-struct VectorItem<'a>(&'a ember_promql::engine::InstantSample);
-impl Serialize for VectorItem<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(2))?;
-        m.serialize_entry("metric", &Metric(&self.0.metric))?;
-        m.serialize_entry("value", &Point(self.0.t, self.0.v))?;
-        m.end()
-    }
-}
-
-struct MatrixItem<'a>(&'a ember_promql::engine::RangeSeries);
-impl Serialize for MatrixItem<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(2))?;
-        m.serialize_entry("metric", &Metric(&self.0.metric))?;
-        let pts: Vec<Point> = self.0.points.iter().map(|&(t, v)| Point(t, v)).collect();
-        m.serialize_entry("values", &pts)?;
-        m.end()
-    }
-}
-
-/// Owned answer so it can be built on the blocking pool; with `stats`
-/// when the request asked for them (`stats=<anything>`, as Prometheus).
-struct QueryAnswer(Value, Option<StatsJson>);
-impl Serialize for QueryAnswer {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        QueryData(&self.0, self.1.as_ref()).serialize(s)
-    }
-}
 
 /// Prometheus's `data.stats`: timings in seconds and sample counts.
 #[derive(Serialize)]
@@ -190,7 +75,33 @@ impl Ran {
             },
         });
         let QueryResult { value, warnings, infos, .. } = self.result;
-        success(QueryAnswer(value, stats), warnings, infos)
+        // Written by hand rather than through `success`: see `json`.
+        let mut body = Vec::with_capacity(256 + 64 * value_len(&value));
+        body.extend_from_slice(b"{\"status\":\"success\",\"data\":{");
+        json::write_result(&mut body, &value);
+        if let Some(st) = &stats {
+            body.extend_from_slice(b",\"stats\":");
+            // Plain structs of numbers: serialising them cannot fail.
+            let _ = serde_json::to_writer(&mut body, st);
+        }
+        body.push(b'}');
+        for (key, list) in [("warnings", &warnings), ("infos", &infos)] {
+            if !list.is_empty() {
+                body.extend_from_slice(format!(",\"{key}\":").as_bytes());
+                let _ = serde_json::to_writer(&mut body, list);
+            }
+        }
+        body.push(b'}');
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    }
+}
+
+/// Points in a result, to size the answer's buffer.
+fn value_len(v: &Value) -> usize {
+    match v {
+        Value::Vector(s) => s.len(),
+        Value::Matrix(s) => s.iter().map(|s| s.points.len()).sum(),
+        Value::Scalar(..) | Value::String(..) => 1,
     }
 }
 
@@ -459,25 +370,5 @@ mod tests {
         assert_eq!(saw, Ok(true));
         let e = eval_error(EvalError::Canceled);
         assert_eq!(e.kind.status().as_u16(), 499);
-    }
-
-    #[test]
-    fn times_like_prometheus() {
-        let j = |t| serde_json::to_string(&ApiTime(t)).unwrap();
-        assert_eq!(j(1_435_781_451_781), "1435781451.781");
-        assert_eq!(j(1_435_781_451_050), "1435781451.050");
-        assert_eq!(j(1_435_781_451_000), "1435781451");
-        assert_eq!(j(-1_500), "-1.500");
-        assert_eq!(j(4_000), "4");
-    }
-
-    #[test]
-    fn values_like_prometheus() {
-        assert_eq!(api_value(2.0), "2");
-        assert_eq!(api_value(0.1), "0.1");
-        assert_eq!(api_value(1e21), "1000000000000000000000");
-        assert_eq!(api_value(f64::NAN), "NaN");
-        assert_eq!(api_value(f64::NEG_INFINITY), "-Inf");
-        assert_eq!(api_value(-0.0), "-0");
     }
 }
