@@ -81,25 +81,15 @@ pub type TargetMetadata = (Labels, MetadataSnapshot);
 /// limit and HTTP client settings may differ).
 fn reusable_cache(a: &ScrapeConfig, b: &ScrapeConfig) -> bool {
     fn zero(c: &ScrapeConfig) -> ScrapeConfig {
-        let h = ember_config::HttpClientConfig::default();
-        ScrapeConfig {
+        let mut z = ScrapeConfig {
             scrape_interval: Default::default(),
             scrape_timeout: Default::default(),
             sample_limit: 0,
             pos: Default::default(),
-            basic_auth: h.basic_auth,
-            authorization: h.authorization,
-            oauth2: h.oauth2,
-            bearer_token: h.bearer_token,
-            bearer_token_file: h.bearer_token_file,
-            tls_config: h.tls_config,
-            proxy_url: h.proxy_url,
-            no_proxy: h.no_proxy,
-            proxy_from_environment: h.proxy_from_environment,
-            follow_redirects: h.follow_redirects,
-            enable_http2: h.enable_http2,
             ..c.clone()
-        }
+        };
+        z.set_http_client_config(ember_config::HttpClientConfig::default());
+        z
     }
     zero(a) == zero(b)
 }
