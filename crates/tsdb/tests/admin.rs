@@ -2,16 +2,13 @@
 //! statistics: what the admin API and `/api/v1/status/tsdb` stand on.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 
-use ember_model::{labels, Appendable, LabelHints, Labels, Matcher, Queryable, SelectHints};
+use ember_model::{labels, Appendable, LabelHints, Labels, Matcher, Queryable};
 use ember_tsdb::{Db, DbOptions};
+use support::*;
 
-const H: i64 = 3600 * 1000;
-const M: i64 = 60 * 1000;
-const STEP: i64 = 15_000;
+mod support;
 
 fn opts() -> DbOptions {
     // No merging: each test knows its blocks by their 1h ranges.
@@ -23,46 +20,6 @@ fn opts() -> DbOptions {
     }
 }
 
-type Data = BTreeMap<Labels, Vec<(i64, f64)>>;
-
-fn instance(i: usize) -> Labels {
-    labels!("__name__" => "reqs_total", "instance" => format!("host-{i}").as_str(), "job" => "api")
-}
-
-/// Appends 10 series from `from` to `to` (exclusive) every 15 s.
-fn ingest(db: &Db, from: i64, to: i64, data: &mut Data) {
-    let mut t = from;
-    while t < to {
-        let mut a = db.appender();
-        for i in 0..10 {
-            let v = (t / STEP) as f64 * (i + 1) as f64;
-            a.append(None, &instance(i), t, v).unwrap();
-            data.entry(instance(i)).or_default().push((t, v));
-        }
-        a.commit().unwrap();
-        t += STEP;
-    }
-}
-
-fn read(db: &impl Queryable, matchers: &[Matcher]) -> Data {
-    let q = db.querier(i64::MIN / 2, i64::MAX / 2).unwrap();
-    let mut out = Data::new();
-    for s in q.select(true, &SelectHints::default(), matchers).unwrap() {
-        let mut s = s.unwrap();
-        let mut v = vec![];
-        while s.samples.next() {
-            v.push(s.samples.at());
-        }
-        assert!(s.samples.err().is_none());
-        out.insert(s.labels, v);
-    }
-    out
-}
-
-fn read_all(db: &impl Queryable) -> Data {
-    read(db, &[Matcher::equal("job", "api")])
-}
-
 /// Removes `[mint, maxt]` of `series` from the expectation.
 fn forget(data: &mut Data, series: &Labels, mint: i64, maxt: i64) {
     let v = data.get_mut(series).unwrap();
@@ -70,40 +27,6 @@ fn forget(data: &mut Data, series: &Labels, mint: i64, maxt: i64) {
     if v.is_empty() {
         data.remove(series);
     }
-}
-
-fn promtool() -> Option<&'static str> {
-    if Path::new("/usr/bin/promtool").exists() {
-        return Some("/usr/bin/promtool");
-    }
-    assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "promtool is required under CI=true");
-    eprintln!("skipping: promtool not installed");
-    None
-}
-
-/// `promtool tsdb dump` as `labels → samples`.
-fn promtool_dump(promtool: &str, dir: &Path) -> BTreeMap<String, Vec<(i64, f64)>> {
-    // promtool 2.42 refuses a directory without wal/.
-    std::fs::create_dir_all(dir.join("wal")).unwrap();
-    let out = Command::new(promtool).args(["tsdb", "dump"]).arg(dir).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut got: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()) {
-        let close = line.rfind('}').unwrap();
-        let (lbls, rest) = line.split_at(close + 1);
-        let mut parts = rest.split_whitespace();
-        let v: f64 = parts.next().unwrap().parse().unwrap();
-        let t: i64 = parts.next().unwrap().parse().unwrap();
-        got.entry(lbls.to_owned()).or_default().push((t, v));
-    }
-    for v in got.values_mut() {
-        v.sort_by_key(|x| x.0);
-    }
-    got
-}
-
-fn as_text(data: &Data) -> BTreeMap<String, Vec<(i64, f64)>> {
-    data.iter().map(|(l, v)| (l.to_string(), v.clone())).collect()
 }
 
 #[test]

@@ -2,58 +2,16 @@
 //! everything reads back as one storage — in ember and in promtool.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 
-use ember_model::{labels, AppendError, Appendable, Labels, Matcher, Queryable, SelectHints};
+use ember_model::{labels, AppendError, Appendable, Matcher};
 use ember_tsdb::{Db, DbOptions};
+use support::*;
 
-const H: i64 = 3600 * 1000;
-const STEP: i64 = 15_000;
+mod support;
 
 fn opts() -> DbOptions {
     DbOptions { min_block_duration: H, retention_time: None, ..DbOptions::default() }
-}
-
-type Data = BTreeMap<Labels, Vec<(i64, f64)>>;
-
-/// Appends 10 series from `from` to `to` (exclusive) every 15 s, one batch
-/// per timestamp, like scrapes.
-fn ingest(db: &Db, from: i64, to: i64, data: &mut Data) {
-    let series: Vec<Labels> = (0..10)
-        .map(|i| labels!("__name__" => "reqs_total", "instance" => format!("host-{i}").as_str(), "job" => "api"))
-        .collect();
-    let mut t = from;
-    while t < to {
-        let mut a = db.appender();
-        for (i, l) in series.iter().enumerate() {
-            let v = (t / STEP) as f64 * (i + 1) as f64;
-            a.append(None, l, t, v).unwrap();
-            data.entry(l.clone()).or_default().push((t, v));
-        }
-        a.commit().unwrap();
-        t += STEP;
-    }
-}
-
-fn read_all(db: &Db) -> Data {
-    let q = db.querier(i64::MIN / 2, i64::MAX / 2).unwrap();
-    let mut out = Data::new();
-    for s in q.select(true, &SelectHints::default(), &[Matcher::equal("job", "api")]).unwrap() {
-        let mut s = s.unwrap();
-        let mut v = vec![];
-        while s.samples.next() {
-            v.push(s.samples.at());
-        }
-        assert!(s.samples.err().is_none());
-        out.insert(s.labels, v);
-    }
-    out
-}
-
-fn block_ranges(db: &Db) -> Vec<(i64, i64)> {
-    db.blocks().iter().map(|b| (b.meta().min_time, b.meta().max_time)).collect()
 }
 
 #[test]
@@ -141,34 +99,6 @@ fn half_written_blocks_are_ignored_and_removed() {
     assert_eq!(read_all(&db), data);
 }
 
-fn promtool() -> Option<&'static str> {
-    if Path::new("/usr/bin/promtool").exists() {
-        return Some("/usr/bin/promtool");
-    }
-    assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "promtool is required under CI=true");
-    eprintln!("skipping: promtool not installed");
-    None
-}
-
-/// `promtool tsdb dump` prints `{labels} value timestamp` for every sample
-/// of the blocks and the head (read from the WAL and its checkpoint).
-fn parse_dump(text: &str) -> BTreeMap<String, Vec<(i64, f64)>> {
-    let mut out: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.is_empty()) {
-        let close = line.rfind('}').unwrap();
-        let (lbls, rest) = line.split_at(close + 1);
-        let mut parts = rest.split_whitespace();
-        let v: f64 = parts.next().unwrap().parse().unwrap();
-        let t: i64 = parts.next().unwrap().parse().unwrap();
-        out.entry(lbls.to_owned()).or_default().push((t, v));
-    }
-    for v in out.values_mut() {
-        v.sort_by_key(|x| x.0);
-        v.dedup_by_key(|x| x.0);
-    }
-    out
-}
-
 #[test]
 fn promtool_reads_the_whole_data_directory() {
     let Some(promtool) = promtool() else { return };
@@ -185,12 +115,8 @@ fn promtool_reads_the_whole_data_directory() {
     let listed = String::from_utf8_lossy(&list.stdout);
     assert_eq!(listed.lines().count(), 3, "header + 2 blocks: {listed}");
 
-    let dump = Command::new(promtool).args(["tsdb", "dump"]).arg(dir.path()).output().unwrap();
-    assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
-    let dumped = parse_dump(&String::from_utf8_lossy(&dump.stdout));
-    let want: BTreeMap<String, Vec<(i64, f64)>> =
-        data.iter().map(|(l, v)| (l.to_string(), v.clone())).collect();
-    assert_eq!(dumped, want, "blocks + checkpoint + WAL, as promtool reads them");
+    let dumped = promtool_dump(promtool, dir.path());
+    assert_eq!(dumped, as_text(&data), "blocks + checkpoint + WAL, as promtool reads them");
 }
 
 #[test]
