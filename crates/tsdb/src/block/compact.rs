@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use ember_model::{Labels, Timestamp};
 
 use super::{
-    write_block, Block, BlockCompaction, BlockDesc, BlockError, BlockMeta, ChunkMeta, ChunkToWrite,
+    prepare_block, Block, BlockCompaction, BlockDesc, BlockError, BlockMeta, ChunkMeta, ChunkToWrite,
     ENCODING_XOR,
 };
 use crate::chunkenc::XorIterator;
@@ -160,20 +160,18 @@ pub fn compact(parent: &Path, blocks: &[&Block]) -> Result<Option<BlockMeta>, Bl
         }
     });
     let compaction = BlockCompaction { level, sources, parents, deletable: false, failed: false };
-    let meta = write_block(parent, min_time, max_time, compaction, iter);
+    let pending = prepare_block(parent, min_time, max_time, compaction, iter);
+    // A series that failed to merge, or a result with no series, means the
+    // block is not wanted: dropping `pending` removes it before it was ever
+    // visible under its name.
     if let Some(e) = err {
-        // The block was written without the series that failed: throw it away.
-        if let Ok(m) = &meta {
-            let _ = std::fs::remove_dir_all(parent.join(&m.ulid));
-        }
         return Err(e);
     }
-    let meta = meta?;
-    if meta.stats.num_series == 0 {
-        std::fs::remove_dir_all(parent.join(&meta.ulid))?;
+    let pending = pending?;
+    if pending.meta().is_none_or(|m| m.stats.num_series == 0) {
         return Ok(None);
     }
-    Ok(Some(meta))
+    pending.commit().map(Some)
 }
 
 /// The chunks of one series across blocks. Chunks are copied untouched
@@ -257,6 +255,7 @@ pub fn retention_victims(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block::write_block;
     use crate::chunkenc::XorChunk;
     use ember_model::labels;
 

@@ -241,14 +241,32 @@ pub fn write_index(path: &Path, series: &[(Labels, Vec<ChunkMeta>)]) -> Result<(
     Ok(())
 }
 
+/// Decodes a postings offset table entry's value and offset at `pos` of
+/// `map`. Only called with positions whose entry was decoded successfully
+/// at open, so the fallbacks (empty value, offset 0) are unreachable for a
+/// mapped file that does not change; they keep a bad position from
+/// panicking.
+fn entry_at(map: &[u8], pos: u64) -> (&str, u64) {
+    let Some(b) = usize::try_from(pos).ok().and_then(|p| map.get(p..)) else { return ("", 0) };
+    let mut d = Decbuf::new(b);
+    let v = d.uvarint_str().unwrap_or("");
+    let off = d.uvarint().unwrap_or(0);
+    (v, off)
+}
+
 /// A memory-mapped index.
 #[derive(Debug)]
 pub struct IndexReader {
     map: Mmap,
     /// Offset of each symbol's length prefix, by symbol index.
     symbols: Vec<u32>,
-    /// Label name → sorted (value, postings offset).
-    postings: BTreeMap<String, Vec<(String, u64)>>,
+    /// Label name → where each of its postings offset table entries'
+    /// value starts in the map (uvarint length, value, uvarint postings
+    /// offset), sorted by value. Positions instead of owned strings: a
+    /// label with a value per series (an `id`, a pod name) has as many
+    /// entries as series, and 8 bytes each keeps an opened block's memory
+    /// small (≈ 60 bytes per entry as a `String` and offset).
+    postings: BTreeMap<String, Vec<u64>>,
     all_postings_offset: Option<u64>,
 }
 
@@ -296,32 +314,64 @@ impl IndexReader {
             }
         }
 
-        let mut postings: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+        let mut postings: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         let mut all_postings_offset = None;
         if toc.postings_table != 0 {
             let body = section_be32(&map, toc.postings_table as usize, "index postings offset table")?;
+            let base = toc.postings_table + 4;
             let mut d = Decbuf::new(body);
             let n = d.be32()?;
+            // Entries arrive sorted by name, then value (the format's
+            // order); the sortedness check needs only the previous one.
+            let mut prev: Option<(&str, &str)> = None;
+            let mut unsorted = false;
             for _ in 0..n {
                 if d.byte()? != 2 {
                     return Err(BlockError::Corrupt("index: postings offset entry without 2 keys".into()));
                 }
                 let name = d.uvarint_str()?;
+                let pos = base + (body.len() - d.remaining()) as u64;
+                // Validated here (UTF-8, bounds), so reading it again later
+                // through `entry` cannot fail on a well-formed map.
                 let value = d.uvarint_str()?;
                 let off = d.uvarint()?;
                 if name.is_empty() && value.is_empty() {
                     all_postings_offset = Some(off);
-                } else {
-                    postings.entry(name.to_owned()).or_default().push((value.to_owned(), off));
+                    continue;
+                }
+                let same_name = prev.is_some_and(|(n, _)| n == name);
+                if same_name && prev.is_some_and(|(_, v)| v >= value) {
+                    unsorted = true;
+                }
+                prev = Some((name, value));
+                match postings.get_mut(name) {
+                    Some(v) => {
+                        // A name seen again after another one: its values
+                        // are not in one sorted run.
+                        unsorted |= !same_name;
+                        v.push(pos);
+                    }
+                    None => {
+                        postings.insert(name.to_owned(), vec![pos]);
+                    }
                 }
             }
-            for v in postings.values_mut() {
-                if !v.windows(2).all(|w| w[0].0 < w[1].0) {
-                    v.sort_by(|a, b| a.0.cmp(&b.0));
+            if unsorted {
+                for v in postings.values_mut() {
+                    v.sort_by(|a, b| entry_at(&map, *a).0.cmp(entry_at(&map, *b).0));
                 }
             }
         }
+        for v in postings.values_mut() {
+            v.shrink_to_fit();
+        }
         Ok(IndexReader { map, symbols, postings, all_postings_offset })
+    }
+
+    /// The value and postings offset of the postings offset table entry
+    /// whose value starts at `pos` (validated at open).
+    fn entry(&self, pos: u64) -> (&str, u64) {
+        entry_at(&self.map, pos)
     }
 
     pub fn size(&self) -> u64 {
@@ -359,8 +409,8 @@ impl IndexReader {
         let Some(values) = self.postings.get(name) else {
             return Ok(Bitmap::new());
         };
-        match values.binary_search_by(|(v, _)| v.as_str().cmp(value)) {
-            Ok(i) => self.read_postings(values[i].1),
+        match values.binary_search_by(|&p| self.entry(p).0.cmp(value)) {
+            Ok(i) => self.read_postings(self.entry(values[i]).1),
             Err(_) => Ok(Bitmap::new()),
         }
     }
@@ -373,9 +423,10 @@ impl IndexReader {
     ) -> Result<Bitmap, BlockError> {
         let mut out = Bitmap::new();
         if let Some(values) = self.postings.get(name) {
-            for (v, off) in values {
+            for &p in values {
+                let (v, off) = self.entry(p);
                 if f(v) {
-                    out.or_inplace(&self.read_postings(*off)?);
+                    out.or_inplace(&self.read_postings(off)?);
                 }
             }
         }
@@ -389,7 +440,7 @@ impl IndexReader {
 
     /// Sorted values of `name`.
     pub fn label_values(&self, name: &str) -> Vec<&str> {
-        self.postings.get(name).map(|v| v.iter().map(|(s, _)| s.as_str()).collect()).unwrap_or_default()
+        self.postings.get(name).map(|v| v.iter().map(|&p| self.entry(p).0).collect()).unwrap_or_default()
     }
 
     /// Labels and chunk metas of series `id`.

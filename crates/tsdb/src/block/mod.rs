@@ -4,8 +4,12 @@
 //! `chunks/000001…` and `tombstones`. Blocks are written into
 //! `<ulid>.tmp-for-creation`, fsynced, and renamed into place, so a crash
 //! never leaves a half-written block under a block's name; leftovers with the
-//! temporary suffix are removed at startup. Readers memory-map the index and
-//! chunk segments and never copy them into memory.
+//! temporary suffix are removed at startup. A merged block lists its
+//! sources in `meta.json` (`compaction.parents`); the sources are deleted
+//! only after it is durable, and a crash in between is resolved at startup
+//! by deleting the parents, so no sample is ever visible twice
+//! ([`remove_incomplete_blocks`]). Readers memory-map the index and chunk
+//! segments and never copy them into memory.
 
 pub mod chunks;
 pub mod compact;
@@ -92,20 +96,71 @@ pub fn write_block<I>(
 where
     I: IntoIterator<Item = (Labels, Vec<ChunkToWrite>)>,
 {
+    prepare_block(parent, min_time, max_time, compaction, series)?.commit()
+}
+
+/// A block written and fsynced under its temporary name, not yet visible.
+/// Dropping it without [`PendingBlock::commit`] removes it, so a block that
+/// turns out unwanted (empty, or missing a series that failed to merge) is
+/// never visible under its name, not even for a moment.
+#[derive(Debug)]
+pub struct PendingBlock {
+    parent: PathBuf,
+    tmp: PathBuf,
+    meta: Option<BlockMeta>,
+}
+
+impl PendingBlock {
+    pub fn meta(&self) -> Option<&BlockMeta> {
+        self.meta.as_ref()
+    }
+
+    /// Renames the block into place and fsyncs the parent directory: from
+    /// here on the block survives a crash.
+    pub fn commit(mut self) -> Result<BlockMeta, BlockError> {
+        let Some(meta) = self.meta.take() else {
+            return Err(BlockError::Invalid("block already committed".into()));
+        };
+        let dst = self.parent.join(&meta.ulid);
+        if let Err(e) = fs::rename(&self.tmp, &dst) {
+            let _ = fs::remove_dir_all(&self.tmp);
+            return Err(e.into());
+        }
+        fs::File::open(&self.parent)?.sync_all()?;
+        Ok(meta)
+    }
+}
+
+impl Drop for PendingBlock {
+    fn drop(&mut self) {
+        if self.meta.is_some() {
+            // Best effort: a leftover is removed at the next open.
+            let _ = fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+/// Writes a block into `parent/<ulid>.tmp-for-creation` and fsyncs it; the
+/// caller decides whether to [`PendingBlock::commit`] it.
+pub fn prepare_block<I>(
+    parent: &Path,
+    min_time: Timestamp,
+    max_time: Timestamp,
+    compaction: BlockCompaction,
+    series: I,
+) -> Result<PendingBlock, BlockError>
+where
+    I: IntoIterator<Item = (Labels, Vec<ChunkToWrite>)>,
+{
     let ulid = ulid::Ulid::new().to_string();
     let tmp = parent.join(format!("{ulid}{TMP_CREATION_SUFFIX}"));
-    let res = write_block_into(&tmp, &ulid, min_time, max_time, compaction, series);
-    let meta = match res {
-        Ok(m) => m,
+    match write_block_into(&tmp, &ulid, min_time, max_time, compaction, series) {
+        Ok(meta) => Ok(PendingBlock { parent: parent.to_owned(), tmp, meta: Some(meta) }),
         Err(e) => {
             let _ = fs::remove_dir_all(&tmp);
-            return Err(e);
+            Err(e)
         }
-    };
-    let dst = parent.join(&ulid);
-    fs::rename(&tmp, &dst)?;
-    fs::File::open(parent)?.sync_all()?;
-    Ok(meta)
+    }
 }
 
 fn write_block_into<I>(
@@ -327,7 +382,15 @@ pub fn postings_for_matchers(ix: &IndexReader, matchers: &[Matcher]) -> Result<B
 }
 
 /// Removes leftovers of interrupted block writes and deletions in a data
-/// directory. Returns the removed paths.
+/// directory, and blocks that a complete block names as its compaction
+/// parents (a crash between renaming a merged block into place and deleting
+/// its sources leaves both; the merged block holds everything, and keeping
+/// both would store every sample twice). Returns the removed paths.
+///
+/// A parent is removed even when it would not open (Prometheus does the
+/// same: a corrupt block superseded by a loadable one is not an error).
+/// Superseded blocks are renamed to the deletion suffix before removal, so
+/// a crash midway never leaves a half-deleted block under its name.
 pub fn remove_incomplete_blocks(data_dir: &Path) -> Result<Vec<PathBuf>, BlockError> {
     let mut removed = Vec::new();
     for e in fs::read_dir(data_dir)? {
@@ -338,6 +401,30 @@ pub fn remove_incomplete_blocks(data_dir: &Path) -> Result<Vec<PathBuf>, BlockEr
             fs::remove_dir_all(e.path())?;
             removed.push(e.path());
         }
+    }
+    let dirs = block_dirs(data_dir)?;
+    let mut superseded: Vec<String> = Vec::new();
+    for d in &dirs {
+        // An unreadable meta.json is reported when the block is opened;
+        // here it just supersedes nothing.
+        if let Ok(m) = BlockMeta::read(d) {
+            superseded.extend(m.compaction.parents.into_iter().map(|p| p.ulid));
+        }
+    }
+    let mut renamed = false;
+    for d in dirs {
+        let Some(name) = d.file_name().and_then(|n| n.to_str()).map(str::to_owned) else { continue };
+        if !superseded.contains(&name) {
+            continue;
+        }
+        let tmp = data_dir.join(format!("{name}{TMP_DELETION_SUFFIX}"));
+        fs::rename(&d, &tmp)?;
+        renamed = true;
+        fs::remove_dir_all(&tmp)?;
+        removed.push(d);
+    }
+    if renamed {
+        fs::File::open(data_dir)?.sync_all()?;
     }
     Ok(removed)
 }

@@ -98,6 +98,15 @@ fn write_open_select() {
         &[Matcher::equal("job", "web"), Matcher::new(MatchOp::RegexMatch, "instance", "host-1.*").unwrap()],
     );
     assert_eq!(both.len(), 6, "web is the odd hosts: 1, 11, 13, 15, 17, 19");
+    // Label names and values come from the postings offset table, sorted.
+    assert_eq!(b.index().label_names(), vec!["__name__", "instance", "job", "room"]);
+    assert_eq!(b.index().label_values("job"), vec!["api", "web"]);
+    assert_eq!(b.index().label_values("room"), vec!["a b \"c\""]);
+    let hosts = b.index().label_values("instance");
+    assert_eq!(hosts.len(), 50);
+    assert!(hosts.windows(2).all(|w| w[0] < w[1]));
+    assert!(b.index().label_values("nope").is_empty());
+    assert!(b.index().postings("job", "nope").unwrap().is_empty());
 }
 
 #[test]
@@ -267,4 +276,23 @@ fn we_read_promtool_blocks() {
         s.sort_by_key(|x| x.0);
     }
     assert_eq!(got, expect);
+}
+
+#[test]
+fn a_pending_block_is_visible_only_once_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = workload();
+    let series = || data.iter().map(|(l, s)| (l.clone(), ChunkToWrite::encode_xor(s)));
+    // Dropped without commit: gone, never visible under its name.
+    let p = prepare_block(dir.path(), 0, 10_000_000, BlockCompaction::default(), series()).unwrap();
+    let ulid = p.meta().unwrap().ulid.clone();
+    assert!(dir.path().join(format!("{ulid}{TMP_CREATION_SUFFIX}")).join("index").exists());
+    assert!(block_dirs(dir.path()).unwrap().is_empty());
+    drop(p);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // Committed: renamed into place, complete.
+    let p = prepare_block(dir.path(), 0, 10_000_000, BlockCompaction::default(), series()).unwrap();
+    let m = p.commit().unwrap();
+    assert_eq!(block_dirs(dir.path()).unwrap(), vec![dir.path().join(&m.ulid)]);
+    assert_eq!(read(&Block::open(&dir.path().join(&m.ulid)).unwrap(), &[]), data);
 }
