@@ -58,6 +58,20 @@ pub struct CheckpointStats {
     pub segments_deleted: usize,
 }
 
+/// Removes the temporaries of interrupted checkpoints
+/// (`checkpoint.NNNNNNNN.tmp`), returning what it removed. Readers ignore
+/// them, but they hold disk space until the next checkpoint.
+pub fn remove_temporaries(wal_dir: &Path) -> Result<Vec<std::path::PathBuf>, WalError> {
+    let mut removed = Vec::new();
+    for e in fs::read_dir(wal_dir).map_err(io(format!("read dir {}", wal_dir.display())))?.flatten() {
+        if e.file_name().to_str().is_some_and(|n| n.starts_with(PREFIX) && n.ends_with(".tmp")) {
+            fs::remove_dir_all(e.path()).map_err(io(format!("remove {}", e.path().display())))?;
+            removed.push(e.path());
+        }
+    }
+    Ok(removed)
+}
+
 /// Condenses every closed segment (all but the one being written) and the
 /// previous checkpoint into a new checkpoint, keeping records of series
 /// still in `head` and samples at or after `mint`; then deletes the
@@ -73,12 +87,7 @@ pub fn checkpoint(
     let segments: Vec<u32> = list_segments(wal_dir)?.into_iter().filter(|s| *s < current).collect();
     let Some(&last) = segments.last() else { return Ok(None) };
     let prev = last_checkpoint(wal_dir)?;
-    // Stale temporaries of an interrupted checkpoint.
-    for e in fs::read_dir(wal_dir).map_err(io(format!("read dir {}", wal_dir.display())))?.flatten() {
-        if e.file_name().to_str().is_some_and(|n| n.starts_with(PREFIX) && n.ends_with(".tmp")) {
-            fs::remove_dir_all(e.path()).map_err(io(format!("remove {}", e.path().display())))?;
-        }
-    }
+    remove_temporaries(wal_dir)?;
     let final_dir = wal_dir.join(format!("{PREFIX}{last:08}"));
     let tmp_dir = wal_dir.join(format!("{PREFIX}{last:08}.tmp"));
     let opts = WalOptions { sync: SyncPolicy::Never, ..WalOptions::default() };

@@ -135,7 +135,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DbError + '_ {
 
 impl Db {
     /// Opens (creating if needed) the database in `dir`: removes leftovers
-    /// of interrupted block writes, opens the blocks, replays the newest
+    /// of interrupted block writes and checkpoints, opens the blocks, replays the newest
     /// checkpoint and the WAL. A corrupt or torn WAL tail is truncated at
     /// the last good record, logged and counted; the database opens anyway.
     pub fn open(dir: &Path, mut opts: DbOptions) -> Result<Db, DbError> {
@@ -165,6 +165,11 @@ impl Db {
         // Nothing may be appended into time already persisted in blocks.
         if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
             head.set_min_valid_time(maxt);
+        }
+        if wal_dir.is_dir() {
+            for p in checkpoint::remove_temporaries(&wal_dir)? {
+                tracing::info!(path = %p.display(), "removed a half-written WAL checkpoint");
+            }
         }
         let replay = if wal_dir.is_dir() { replay_wal(&head, &wal_dir)? } else { ReplayStats::default() };
         head.set_wal(Wal::open(&wal_dir, opts.wal.clone(), metrics)?);

@@ -200,6 +200,7 @@ fn read_storage(dir: &Path, db: &Db) -> Stored {
 /// have started (acknowledged or not).
 fn verify(dir: &Path, acked: &BTreeSet<i64>, sent: i64) {
     let db = Db::open(dir, opts()).unwrap();
+    assert_eq!(leftovers(dir), Vec::<&str>::new(), "open cleans up after the crash");
     let st = read_storage(dir, &db);
     assert_eq!(st.samples.len(), SERIES, "every series present");
     for s in 0..SERIES {
@@ -232,8 +233,8 @@ fn verify(dir: &Path, acked: &BTreeSet<i64>, sent: i64) {
     assert_eq!(n, SERIES);
 }
 
-/// What an interrupted maintenance run left in the directory, before the
-/// next open cleans it: a block being written, a merged block next to its
+/// What an interrupted maintenance run left in the directory (the next
+/// open must clean it all): a block being written, a merged block next to its
 /// parents, a block being deleted, a checkpoint being written.
 fn leftovers(dir: &Path) -> Vec<&'static str> {
     let mut out = vec![];
