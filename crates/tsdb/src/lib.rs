@@ -79,6 +79,6 @@ pub mod sort;
 pub mod wal;
 
 pub use db::{Db, DbError, DbOptions, ReplayStats};
-pub use head::{Head, HeadOptions, HeadStats};
+pub use head::{Head, HeadBlockChunks, HeadOptions, HeadStats};
 pub use metrics::TsdbMetrics;
 pub use wal::{SyncPolicy, WalOptions};
