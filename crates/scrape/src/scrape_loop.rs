@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use ember_config::ScrapeConfig;
 use ember_model::{Appendable, Labels, Metadata, Timestamp};
@@ -57,28 +57,52 @@ pub struct TargetHealth {
 /// jitter by a millisecond or two, and a timestamp that is not exactly an
 /// interval after the previous one costs a chunk a dozen bits instead of
 /// one. So a scrape that starts within 2 ms (at most 1 % of the interval)
-/// after its slot is stamped with the slot's time. `aligned` is the slot of
-/// the loop's first scrape, moved on by whole intervals.
-pub fn align_timestamp(aligned: &mut Option<Timestamp>, now: Timestamp, interval: Duration) -> Timestamp {
-    let iv = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX).max(1);
-    let tolerance = (iv / 100).min(2);
-    let Some(mut slot) = *aligned else {
-        *aligned = Some(now);
+/// after its slot is stamped with the slot's time. The grid starts at the
+/// loop's first scrape (`grid`: its wall-clock time and monotonic instant);
+/// lateness is measured on the monotonic clock, which the loop's timer
+/// follows, so wall-clock rounding and slewing do not push a scrape off its
+/// slot.
+pub fn align_timestamp(
+    grid: &mut Option<Grid>,
+    now: Timestamp,
+    now_mono: Instant,
+    interval: Duration,
+) -> Timestamp {
+    let iv = interval.as_nanos().max(1);
+    let tolerance = (iv / 100).min(2_000_000);
+    let Some(Grid { wall0, mono0, last_slot }) = *grid else {
+        *grid = Some(Grid { wall0: now, mono0: now_mono, last_slot: 0 });
         return now;
     };
-    if now < slot {
-        // The wall clock went back: start again from here.
-        *aligned = Some(now);
+    let elapsed = now_mono.saturating_duration_since(mono0).as_nanos();
+    let slots = elapsed / iv;
+    let late = elapsed - slots * iv;
+    let slot = wall0.saturating_add(i64::try_from(slots * iv / 1_000_000).unwrap_or(i64::MAX));
+    let expected = slot.saturating_add(i64::try_from(late / 1_000_000).unwrap_or(i64::MAX));
+    if now.abs_diff(expected) > 1000 {
+        // The wall clock was set (more than a second off the grid): start
+        // a new grid from here.
+        *grid = Some(Grid { wall0: now, mono0: now_mono, last_slot: 0 });
         return now;
     }
-    // Skipped ticks move the slot on by as many intervals.
-    slot += (now - slot) / iv * iv;
-    *aligned = Some(slot);
-    if now - slot <= tolerance {
+    // A slot's time is given once: a second scrape in the same slot (not
+    // something the loop's timer does) keeps its own time.
+    if late <= tolerance && slots > last_slot {
+        *grid = Some(Grid { wall0, mono0, last_slot: slots });
         slot
     } else {
         now
     }
+}
+
+/// Where a scrape loop's slots lie: the wall-clock time and monotonic
+/// instant of its first scrape, and the last slot a timestamp was aligned
+/// to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grid {
+    wall0: Timestamp,
+    mono0: Instant,
+    last_slot: u128,
 }
 
 fn now_ms() -> Timestamp {
@@ -335,10 +359,10 @@ pub struct ScrapeLoop {
     health: Arc<Mutex<TargetHealth>>,
     metadata: Arc<Mutex<MetadataSnapshot>>,
     intervals: Option<Arc<IntervalSummaries>>,
-    last_start: Option<std::time::Instant>,
+    last_start: Option<Instant>,
     /// The slot the scrape timestamps are aligned to; see
     /// [`align_timestamp`].
-    aligned_ts: Option<Timestamp>,
+    aligned_ts: Option<Grid>,
     /// Cleared when the job is reloaded in place: the loop then stops
     /// without staleness markers (its successor continues the series).
     stale_on_stop: Arc<AtomicBool>,
@@ -413,7 +437,7 @@ impl ScrapeLoop {
     /// One scrape: fetch, append (or stale-mark on failure), report,
     /// commit. Returns the report that was written.
     pub async fn scrape_once(&mut self) -> Report {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         if let (Some(s), Some(prev)) = (&self.intervals, self.last_start) {
             let (interval, _) = self.target.interval_and_timeout();
             s.observe(interval, started.duration_since(prev));
@@ -421,7 +445,7 @@ impl ScrapeLoop {
         self.last_start = Some(started);
         let wall = SystemTime::now();
         let (interval, _) = self.target.interval_and_timeout();
-        let ts = align_timestamp(&mut self.aligned_ts, now_ms(), interval);
+        let ts = align_timestamp(&mut self.aligned_ts, now_ms(), Instant::now(), interval);
         if self.scraper.is_err() {
             // Files may have been fixed since: try again.
             self.scraper = HttpScraper::new(self.cfg.clone(), &self.target);
@@ -521,7 +545,11 @@ impl ScrapeLoop {
         let interval = interval.max(Duration::from_millis(1));
         let start = tokio::time::Instant::now() + self.initial_delay(interval);
         let mut ticker = tokio::time::interval_at(start, interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A late tick does not move the later ones (as Go's ticker, which
+        // Prometheus uses): the loop stays on its slots, so timestamps can
+        // be aligned to them (see `align_timestamp`). `Delay` would restart
+        // the schedule from every tick more than 5 ms late.
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
@@ -548,31 +576,38 @@ mod tests {
     #[test]
     fn scrape_timestamps_snap_to_their_slot_within_the_tolerance() {
         let iv = Duration::from_secs(15);
-        let mut slot = None;
+        let m0 = Instant::now();
+        let at = |ms: u64| m0 + Duration::from_micros(ms * 1000);
+        let mut grid = None;
         let t0 = 1_700_000_000_123;
-        assert_eq!(align_timestamp(&mut slot, t0, iv), t0);
-        // Up to 2 ms late: the slot's time.
-        assert_eq!(align_timestamp(&mut slot, t0 + 15_000, iv), t0 + 15_000);
-        assert_eq!(align_timestamp(&mut slot, t0 + 30_002, iv), t0 + 30_000);
-        assert_eq!(align_timestamp(&mut slot, t0 + 45_001, iv), t0 + 45_000);
-        // Later than that: the real time, and the slot stays on the grid.
-        assert_eq!(align_timestamp(&mut slot, t0 + 60_003, iv), t0 + 60_003);
-        assert_eq!(align_timestamp(&mut slot, t0 + 75_000, iv), t0 + 75_000);
-        // A skipped tick: the slot moves on by whole intervals.
-        assert_eq!(align_timestamp(&mut slot, t0 + 105_001, iv), t0 + 105_000);
-        // Early (a timer firing before its slot is not aligned either).
-        assert_eq!(align_timestamp(&mut slot, t0 + 119_999, iv), t0 + 119_999);
-        assert_eq!(slot, Some(t0 + 105_000));
-        // A clock that went back starts a new grid.
-        assert_eq!(align_timestamp(&mut slot, t0, iv), t0);
-        assert_eq!(slot, Some(t0));
+        assert_eq!(align_timestamp(&mut grid, t0, at(0), iv), t0);
+        // Up to 2 ms late on the monotonic clock: the slot's time, whatever
+        // the wall clock's rounding says.
+        assert_eq!(align_timestamp(&mut grid, t0 + 14_999, at(15_000), iv), t0 + 15_000);
+        assert_eq!(align_timestamp(&mut grid, t0 + 30_002, at(30_002), iv), t0 + 30_000);
+        assert_eq!(align_timestamp(&mut grid, t0 + 45_001, at(45_001), iv), t0 + 45_000);
+        // Later than that: the real time.
+        assert_eq!(align_timestamp(&mut grid, t0 + 60_003, at(60_003), iv), t0 + 60_003);
+        assert_eq!(align_timestamp(&mut grid, t0 + 75_000, at(75_000), iv), t0 + 75_000);
+        // A skipped tick: the next slot on the grid.
+        assert_eq!(align_timestamp(&mut grid, t0 + 105_001, at(105_001), iv), t0 + 105_000);
+        // Early: not aligned (Prometheus aligns late scrapes only).
+        assert_eq!(align_timestamp(&mut grid, t0 + 119_999, at(119_999), iv), t0 + 119_999);
+        assert_eq!(grid.map(|g| (g.wall0, g.mono0, g.last_slot)), Some((t0, m0, 7)));
+        // A second scrape in an aligned slot keeps its own time.
+        assert_eq!(align_timestamp(&mut grid, t0 + 105_002, at(105_002), iv), t0 + 105_002);
+        // A wall clock set back starts a new grid.
+        assert_eq!(align_timestamp(&mut grid, t0, at(135_000), iv), t0);
+        assert_eq!(grid.map(|g| (g.wall0, g.mono0, g.last_slot)), Some((t0, at(135_000), 0)));
     }
 
     #[test]
     fn the_tolerance_is_at_most_one_percent_of_the_interval() {
         let iv = Duration::from_millis(100);
-        let mut slot = Some(1_000);
-        assert_eq!(align_timestamp(&mut slot, 1_101, iv), 1_100, "1 ms of a 100 ms interval");
-        assert_eq!(align_timestamp(&mut slot, 1_202, iv), 1_202, "2 ms is more than 1 %");
+        let m0 = Instant::now();
+        let mut grid = Some(Grid { wall0: 1_000, mono0: m0, last_slot: 0 });
+        let at = |ms: u64| m0 + Duration::from_millis(ms);
+        assert_eq!(align_timestamp(&mut grid, 1_101, at(101), iv), 1_100, "1 ms of a 100 ms interval");
+        assert_eq!(align_timestamp(&mut grid, 1_202, at(202), iv), 1_202, "2 ms is more than 1 %");
     }
 }
