@@ -4,7 +4,7 @@
 //! a query latency is a TCP connect plus reading the body, the same for
 //! every server.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -80,12 +80,17 @@ pub fn get(url: &str, timeout: Duration) -> Result<Response, HttpError> {
     request("GET", url, timeout)
 }
 
-/// POST `url` with an empty body.
-pub fn post_empty(url: &str, timeout: Duration) -> Result<Response, HttpError> {
-    request("POST", url, timeout)
+fn request(method: &str, url: &str, timeout: Duration) -> Result<Response, HttpError> {
+    let mut stream = open(method, url, timeout)?;
+    let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(|source| HttpError::Io { addr, source })?;
+    parse_response(&raw)
 }
 
-fn request(method: &str, url: &str, timeout: Duration) -> Result<Response, HttpError> {
+/// Connects and sends the request (one connection per request,
+/// `Connection: close`, so the body ends where the stream does).
+fn open(method: &str, url: &str, timeout: Duration) -> Result<TcpStream, HttpError> {
     let u = Url::parse(url)?;
     let addr_text = format!("{}:{}", u.host, u.port);
     let io = |source| HttpError::Io { addr: addr_text.clone(), source };
@@ -102,18 +107,162 @@ fn request(method: &str, url: &str, timeout: Duration) -> Result<Response, HttpE
         if method == "GET" { "" } else { "Content-Length: 0\r\n" }
     );
     stream.write_all(request.as_bytes()).map_err(io)?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(io)?;
-    parse_response(&raw)
+    Ok(stream)
 }
 
-/// Parses a complete HTTP/1.1 response (status line, headers, body with
-/// `Content-Length`, chunked encoding, or read-to-close).
-pub fn parse_response(raw: &[u8]) -> Result<Response, HttpError> {
+/// A response whose body was read and dropped on the way (only its size
+/// kept), unless the status is not 200: then up to [`KEPT_ERROR_BODY`]
+/// bytes of it are kept for the error message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drained {
+    pub status: u16,
+    /// Bytes of the decoded body.
+    pub body_bytes: u64,
+    /// The body of a non-200 answer, at most [`KEPT_ERROR_BODY`] bytes
+    /// (empty for 200).
+    pub error_body: Vec<u8>,
+}
+
+/// How much of a non-200 body [`get_drained`] keeps.
+pub const KEPT_ERROR_BODY: usize = 64 * 1024;
+
+/// GET `url` and read the whole answer without keeping a 200 body: the
+/// answer to a large range query can be hundreds of MB, and the harness
+/// (and its concurrent load clients) must stay small next to the servers.
+pub fn get_drained(url: &str, timeout: Duration) -> Result<Drained, HttpError> {
+    let (status, mut body) = get_stream(url, timeout)?;
+    let io = |source| HttpError::Io { addr: url.to_owned(), source };
+    let mut error_body = Vec::new();
+    let mut body_bytes = 0;
+    if status != 200 {
+        body_bytes =
+            (&mut body).take(KEPT_ERROR_BODY as u64).read_to_end(&mut error_body).map_err(io)? as u64;
+    }
+    body_bytes += std::io::copy(&mut body, &mut std::io::sink()).map_err(io)?;
+    Ok(Drained { status, body_bytes, error_body })
+}
+
+/// GET `url` and return the status and a reader of the decoded body, read
+/// straight from the connection (nothing is buffered beyond 64 KiB).
+pub fn get_stream(url: &str, timeout: Duration) -> Result<(u16, Body), HttpError> {
+    let stream = open("GET", url, timeout)?;
+    let mut inner = BufReader::with_capacity(64 * 1024, stream);
+    let mut head = Vec::with_capacity(1024);
+    loop {
+        let n = inner
+            .read_until(b'\n', &mut head)
+            .map_err(|source| HttpError::Io { addr: url.to_owned(), source })?;
+        if n == 0 {
+            return Err(HttpError::Malformed("connection closed inside the header".to_owned()));
+        }
+        if head.ends_with(b"\r\n\r\n") {
+            break;
+        }
+        if head.len() > 1 << 20 {
+            return Err(HttpError::Malformed("header over 1 MiB".to_owned()));
+        }
+    }
+    let h = parse_head(&head[..head.len() - 4])?;
+    let mode = if h.chunked {
+        Mode::Chunked { left: 0, done: false }
+    } else if let Some(n) = h.length {
+        Mode::Length(n as u64)
+    } else {
+        Mode::ToClose
+    };
+    Ok((h.status, Body { inner, mode }))
+}
+
+/// The body of a response being read from its connection.
+pub struct Body {
+    inner: BufReader<TcpStream>,
+    mode: Mode,
+}
+
+enum Mode {
+    Length(u64),
+    Chunked { left: u64, done: bool },
+    ToClose,
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        read_body(&mut self.inner, &mut self.mode, buf)
+    }
+}
+
+fn eof(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, what.to_owned())
+}
+
+/// One read of a body in `mode` from `inner` (generic for the tests).
+fn read_body<R: BufRead>(inner: &mut R, mode: &mut Mode, buf: &mut [u8]) -> std::io::Result<usize> {
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    match mode {
+        Mode::ToClose => inner.read(buf),
+        Mode::Length(0) => Ok(0),
+        Mode::Length(left) => {
+            let max = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+            let n = inner.read(&mut buf[..max])?;
+            if n == 0 {
+                return Err(eof("body shorter than content-length"));
+            }
+            *left -= n as u64;
+            Ok(n)
+        }
+        Mode::Chunked { done: true, .. } => Ok(0),
+        Mode::Chunked { left, done } => {
+            if *left == 0 {
+                let mut line = Vec::new();
+                if inner.read_until(b'\n', &mut line)? == 0 {
+                    return Err(eof("chunked body: no size line"));
+                }
+                let text = std::str::from_utf8(&line).map_err(|_| bad("chunked body: size not UTF-8"))?;
+                // Chunk extensions (`;name=value`) may follow the size.
+                let size_text = text.split(';').next().unwrap_or_default().trim();
+                let size = u64::from_str_radix(size_text, 16).map_err(|_| bad("chunked body: bad size"))?;
+                if size == 0 {
+                    // Trailers, if any, are not read: the connection closes.
+                    *done = true;
+                    return Ok(0);
+                }
+                *left = size;
+            }
+            let max = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+            let n = inner.read(&mut buf[..max])?;
+            if n == 0 {
+                return Err(eof("chunked body: truncated chunk"));
+            }
+            *left -= n as u64;
+            if *left == 0 {
+                let mut crlf = [0u8; 2];
+                inner.read_exact(&mut crlf)?;
+                if &crlf != b"\r\n" {
+                    return Err(bad("chunked body: missing CRLF after chunk"));
+                }
+            }
+            Ok(n)
+        }
+    }
+}
+
+fn bad(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned())
+}
+
+/// Status line and the headers that frame the body.
+struct Head {
+    status: u16,
+    chunked: bool,
+    length: Option<usize>,
+}
+
+/// Parses a response header (without the final blank line).
+fn parse_head(head: &[u8]) -> Result<Head, HttpError> {
     let malformed = |s: &str| HttpError::Malformed(s.to_owned());
-    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| malformed("no header end"))?;
-    let head = std::str::from_utf8(&raw[..head_end]).map_err(|_| malformed("header is not UTF-8"))?;
-    let body = &raw[head_end + 4..];
+    let head = std::str::from_utf8(head).map_err(|_| malformed("header is not UTF-8"))?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let mut parts = status_line.split(' ');
@@ -132,6 +281,16 @@ pub fn parse_response(raw: &[u8]) -> Result<Response, HttpError> {
             length = Some(value.parse::<usize>().map_err(|_| malformed("content-length"))?);
         }
     }
+    Ok(Head { status, chunked, length })
+}
+
+/// Parses a complete HTTP/1.1 response (status line, headers, body with
+/// `Content-Length`, chunked encoding, or read-to-close).
+pub fn parse_response(raw: &[u8]) -> Result<Response, HttpError> {
+    let malformed = |s: &str| HttpError::Malformed(s.to_owned());
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| malformed("no header end"))?;
+    let Head { status, chunked, length } = parse_head(&raw[..head_end])?;
+    let body = &raw[head_end + 4..];
     let body = if chunked {
         dechunk(body)?
     } else if let Some(n) = length {
@@ -229,5 +388,66 @@ mod tests {
         assert_eq!(r.body, b"hello");
         let req = server.join().unwrap();
         assert!(req.starts_with("GET /x?y=1 HTTP/1.1\r\n"), "{req}");
+    }
+
+    fn read_all(body: &[u8], mut mode: Mode) -> std::io::Result<Vec<u8>> {
+        let mut inner = std::io::BufReader::with_capacity(3, body);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4];
+        loop {
+            let n = read_body(&mut inner, &mut mode, &mut buf)?;
+            if n == 0 {
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn streaming_body_modes() {
+        let chunked = || Mode::Chunked { left: 0, done: false };
+        // Small reads and a small buffer cross every chunk boundary.
+        assert_eq!(read_all(b"4\r\nWiki\r\n6;x=y\r\npedia \r\n0\r\n\r\n", chunked()).unwrap(), b"Wikipedia ");
+        assert!(read_all(b"4\r\nWiki", chunked()).is_err(), "missing CRLF and end");
+        assert!(read_all(b"ZZ\r\n", chunked()).is_err());
+        assert!(read_all(b"4\r\nWikiXX0\r\n\r\n", chunked()).is_err());
+        assert_eq!(read_all(b"helloEXTRA", Mode::Length(5)).unwrap(), b"hello");
+        assert!(read_all(b"hel", Mode::Length(5)).is_err());
+        assert_eq!(read_all(b"all of it", Mode::ToClose).unwrap(), b"all of it");
+    }
+
+    fn serve_once(answer: Vec<u8>) -> (u16, std::thread::JoinHandle<()>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let h = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).unwrap();
+            s.write_all(&answer).unwrap();
+        });
+        (port, h)
+    }
+
+    #[test]
+    fn drained_answers_keep_only_error_bodies() {
+        let big = vec![b'x'; 300_000];
+        let mut ok =
+            format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n", big.len()).into_bytes();
+        ok.extend_from_slice(&big);
+        ok.extend_from_slice(b"\r\n0\r\n\r\n");
+        let (port, h) = serve_once(ok);
+        let d = get_drained(&format!("http://127.0.0.1:{port}/q"), Duration::from_secs(5)).unwrap();
+        h.join().unwrap();
+        assert_eq!(d, Drained { status: 200, body_bytes: 300_000, error_body: vec![] });
+
+        let err =
+            b"HTTP/1.1 422 Unprocessable Entity\r\nContent-Length: 26\r\n\r\n{\"errorType\":\"execution\"}\n"
+                .to_vec();
+        let (port, h) = serve_once(err);
+        let d = get_drained(&format!("http://127.0.0.1:{port}/q"), Duration::from_secs(5)).unwrap();
+        h.join().unwrap();
+        assert_eq!(d.status, 422);
+        assert_eq!(d.error_body, b"{\"errorType\":\"execution\"}\n");
+        assert_eq!(d.body_bytes, 26);
     }
 }

@@ -4,6 +4,7 @@
 mod blocks;
 mod exporter;
 mod http;
+mod load;
 mod page;
 mod procfs;
 mod queries;
@@ -30,6 +31,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     ember_model::time::parse_duration(s).map(|d| d.as_std()).map_err(|e| e.to_string())
 }
 
+// One value per process, parsed once: the size difference between the
+// variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Serve K synthetic targets of S series each on ports P..P+K-1.
@@ -59,6 +63,24 @@ enum Cmd {
         /// Measured runs per query (after one warm-up run).
         #[arg(long, default_value_t = 10)]
         query_runs: usize,
+        /// Repeats of the query and restart measurements; figures are
+        /// medians across repeats (of each repeat's median / p90).
+        #[arg(long, default_value_t = 1)]
+        repeats: usize,
+        /// Block range (min = max block duration) for Prometheus and ember,
+        /// so that blocks are written during the run (e.g. 5m); without it
+        /// they keep the default 2h.
+        #[arg(long, value_parser = parse_duration)]
+        block_range: Option<Duration>,
+        /// How far back range queries reach (at most to the server's start).
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        range_window: Duration,
+        /// Concurrent query clients in the load phase (0: no load phase).
+        #[arg(long, default_value_t = 8)]
+        load_clients: usize,
+        /// How long the load phase lasts on each server.
+        #[arg(long, default_value = "1m", value_parser = parse_duration)]
+        load_duration: Duration,
         /// Servers to run, comma-separated: prometheus, victoriametrics, ember.
         /// The first is the baseline of the ratio columns.
         #[arg(long, value_delimiter = ',', default_value = "prometheus,victoriametrics")]
@@ -114,6 +136,11 @@ fn main() -> ExitCode {
             interval,
             duration,
             query_runs,
+            repeats,
+            block_range,
+            range_window,
+            load_clients,
+            load_duration,
             mut servers,
             with_ember,
             prometheus_bin,
@@ -135,6 +162,11 @@ fn main() -> ExitCode {
                 interval,
                 duration,
                 query_runs,
+                repeats,
+                block_range,
+                range_window,
+                load_clients,
+                load_duration,
                 servers,
                 prometheus_bin,
                 victoriametrics_bin,

@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::blocks::BlockFigures;
+use crate::load::LoadFigures;
 use crate::queries::Kind;
 
 #[derive(Debug, Clone, Serialize)]
@@ -13,6 +15,15 @@ pub struct Params {
     pub interval_s: u64,
     pub duration_s: u64,
     pub query_runs: usize,
+    /// Repeats of the query and restart measurements.
+    pub repeats: usize,
+    /// Block range given to Prometheus and ember (min = max), if any.
+    pub block_range_s: Option<u64>,
+    /// How far back range queries reach (from the end, at most from the
+    /// server's readiness).
+    pub range_window_s: u64,
+    pub load_clients: usize,
+    pub load_duration_s: u64,
     pub servers: Vec<String>,
 }
 
@@ -21,6 +32,8 @@ pub struct Host {
     pub cpus: usize,
     pub loadavg_start: String,
     pub loadavg_end: String,
+    /// The harness's own peak RSS (`VmHWM`), to show it stays small.
+    pub harness_peak_rss_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,8 +77,11 @@ pub struct QueryFigures {
     pub name: String,
     pub kind: Kind,
     pub text: String,
+    /// Median across repeats of each repeat's median (and p90) of its runs.
     pub median_ms: Option<f64>,
     pub p90_ms: Option<f64>,
+    /// Each repeat's latencies (ms) of its successful runs.
+    pub repeat_latencies_ms: Vec<Vec<f64>>,
     pub ok_runs: usize,
     pub failed_runs: usize,
     /// Series (or values) in the answer of the first successful run.
@@ -76,14 +92,21 @@ pub struct QueryFigures {
 #[derive(Debug, Clone, Serialize)]
 pub struct Restart {
     pub signal: String,
+    /// Which repeat (0-based) this restart belongs to.
+    pub repeat: usize,
     pub stop_s: Option<f64>,
     pub ready_s: Option<f64>,
     pub ready_cpu_s: Option<f64>,
-    /// `sum(count_over_time(bench_http_requests_total[..]))` at a fixed time
-    /// just before the signal, queried before and after the restart.
+    /// Samples of `bench_http_requests_total` of the first target over the
+    /// server's life at a fixed time just before the signal, queried before
+    /// and after the restart (see `run::loss_exprs`).
     pub samples_before: Option<f64>,
     pub samples_after: Option<f64>,
     pub samples_lost: Option<f64>,
+    /// The same for `up` of every target: scrapes lost.
+    pub scrapes_before: Option<f64>,
+    pub scrapes_after: Option<f64>,
+    pub scrapes_lost: Option<f64>,
     pub error: Option<String>,
 }
 
@@ -94,11 +117,14 @@ pub struct Disk {
     /// Exporter samples scraped over the server's life before the stop.
     pub samples: Option<f64>,
     pub bytes_per_sample: Option<f64>,
-    /// Compressed sample storage only (see `blocks`), measured just before
-    /// the graceful stop.
-    pub block_bytes: Option<u64>,
-    pub block_samples: Option<f64>,
-    pub block_bytes_per_sample: Option<f64>,
+}
+
+/// Persisted storage at the end of ingestion (see `blocks`), or why
+/// there is no figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stored {
+    pub figures: Option<BlockFigures>,
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,8 +136,10 @@ pub struct ServerResult {
     pub startup_cpu_s: Option<f64>,
     pub ingest: Option<Ingest>,
     pub queries: Vec<QueryFigures>,
+    pub load: Option<LoadFigures>,
     pub restarts: Vec<Restart>,
     pub disk: Option<Disk>,
+    pub stored: Option<Stored>,
     pub errors: Vec<String>,
 }
 

@@ -9,7 +9,7 @@ use crate::exporter::ExporterStats;
 use crate::queries::{self, Span};
 use crate::results::*;
 use crate::servers::{self, Running, ServerSpec};
-use crate::{blocks, http, procfs, report, stats};
+use crate::{blocks, http, load, procfs, report, stats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -36,6 +36,17 @@ pub struct RunConfig {
     pub interval: Duration,
     pub duration: Duration,
     pub query_runs: usize,
+    /// Repeats of the query and restart measurements (medians across them).
+    pub repeats: usize,
+    /// Block range for Prometheus and ember, so blocks are written during
+    /// the run (see `ServerSpec::with_block_range`).
+    pub block_range: Option<Duration>,
+    /// How far back range queries reach.
+    pub range_window: Duration,
+    /// Concurrent query load: clients and time per server (0 clients: no
+    /// load phase).
+    pub load_clients: usize,
+    pub load_duration: Duration,
     pub servers: Vec<String>,
     pub prometheus_bin: String,
     pub victoriametrics_bin: String,
@@ -189,8 +200,13 @@ impl Drop for Live {
 
 /// Runs the whole benchmark; returns the paths of the markdown and JSON.
 pub fn run(cfg: &RunConfig) -> Result<(PathBuf, PathBuf), RunError> {
-    if cfg.targets == 0 || cfg.series == 0 || cfg.query_runs == 0 {
-        return Err(RunError::Params("--targets, --series and --query-runs must be > 0".to_owned()));
+    if cfg.targets == 0 || cfg.series == 0 || cfg.query_runs == 0 || cfg.repeats == 0 {
+        return Err(RunError::Params(
+            "--targets, --series, --query-runs and --repeats must be > 0".to_owned(),
+        ));
+    }
+    if cfg.block_range.is_some_and(|r| r.as_secs() < 60) {
+        return Err(RunError::Params("--block-range must be at least 1m".to_owned()));
     }
     if let Some((i, dup)) = cfg.servers.iter().enumerate().find(|(i, s)| cfg.servers[..*i].contains(s)) {
         return Err(RunError::Params(format!("server {dup:?} listed twice (position {})", i + 1)));
@@ -229,8 +245,11 @@ pub fn run(cfg: &RunConfig) -> Result<(PathBuf, PathBuf), RunError> {
             .server_port_base
             .checked_add(i as u16)
             .ok_or_else(|| RunError::Params("server port".into()))?;
-        let spec =
+        let mut spec =
             ServerSpec::builtin(name, bin, port).ok_or_else(|| RunError::UnknownServer(name.clone()))?;
+        if let Some(range) = cfg.block_range {
+            spec = spec.with_block_range(range);
+        }
         let (data, log) = servers::paths(&work, name);
         let result = ServerResult {
             name: name.clone(),
@@ -240,8 +259,10 @@ pub fn run(cfg: &RunConfig) -> Result<(PathBuf, PathBuf), RunError> {
             startup_cpu_s: None,
             ingest: None,
             queries: Vec::new(),
+            load: None,
             restarts: Vec::new(),
             disk: None,
+            stored: None,
             errors: Vec::new(),
         };
         lives.push(Live {
@@ -326,27 +347,74 @@ pub fn run(cfg: &RunConfig) -> Result<(PathBuf, PathBuf), RunError> {
         }
     }
 
-    let rate_window = (cfg.interval.as_secs() * 4).max(60);
-    let set = queries::query_set(rate_window);
+    // Persisted storage, while every server still has the same history.
     for live in &mut lives {
         if live.run.is_some() {
-            eprintln!("ember-bench: queries on {}", live.spec.name);
-            live.result.queries = run_queries(cfg, live, &set);
+            live.result.stored = Some(stored_figures(cfg, live, ingest_end));
         }
     }
+    let out = Output { cfg, started, stamp: &stamp, out_dir: &out_dir, loadavg_start: &loadavg_start };
+    out.checkpoint(&exporter_figures, &lives, &notes, "ingestion");
 
+    // Queries: R repeats, each over every server in turn, so that noise
+    // from other work on the machine spreads over all servers.
+    let rate_window = (cfg.interval.as_secs() * 4).max(60);
+    let set = queries::query_set(rate_window);
+    for repeat in 0..cfg.repeats {
+        for live in &mut lives {
+            if live.run.is_some() {
+                eprintln!(
+                    "ember-bench: queries on {} (repeat {}/{})",
+                    live.spec.name,
+                    repeat + 1,
+                    cfg.repeats
+                );
+                run_queries(cfg, live, &set, repeat);
+            }
+        }
+    }
     for live in &mut lives {
-        if live.run.is_some() {
-            eprintln!("ember-bench: restarts of {}", live.spec.name);
-            for signal in ["TERM", "KILL"] {
-                let r = restart(cfg, live, signal);
-                live.result.restarts.push(r);
-                if live.run.is_none() {
-                    break;
+        for q in &mut live.result.queries {
+            q.median_ms = stats::median_of_quantiles(&q.repeat_latencies_ms, 0.5);
+            q.p90_ms = stats::median_of_quantiles(&q.repeat_latencies_ms, 0.9);
+        }
+    }
+    out.checkpoint(&exporter_figures, &lives, &notes, "queries");
+
+    if cfg.load_clients > 0 && !cfg.load_duration.is_zero() {
+        for live in &mut lives {
+            if live.run.is_some() {
+                eprintln!(
+                    "ember-bench: load on {}: {} clients for {:?}",
+                    live.spec.name, cfg.load_clients, cfg.load_duration
+                );
+                live.result.load = Some(load_phase(cfg, live, &set));
+            }
+        }
+        out.checkpoint(&exporter_figures, &lives, &notes, "load");
+    }
+
+    // Restarts: per repeat, SIGTERM of every server in turn, then SIGKILL.
+    for repeat in 0..cfg.repeats {
+        for signal in ["TERM", "KILL"] {
+            // Let fresh scrapes land so the signal hits recent data.
+            std::thread::sleep(cfg.interval);
+            for live in &mut lives {
+                if live.run.is_some() {
+                    eprintln!(
+                        "ember-bench: SIG{signal} restart of {} (repeat {})",
+                        live.spec.name,
+                        repeat + 1
+                    );
+                    let r = restart(cfg, live, signal, repeat);
+                    live.result.restarts.push(r);
                 }
             }
-            stop_quietly(live);
         }
+        out.checkpoint(&exporter_figures, &lives, &notes, &format!("restart repeat {}", repeat + 1));
+    }
+    for live in &mut lives {
+        stop_quietly(live);
     }
     let exporter_final = exporter.stats().ok();
     drop(exporter);
@@ -363,32 +431,71 @@ pub fn run(cfg: &RunConfig) -> Result<(PathBuf, PathBuf), RunError> {
         ));
     }
 
-    let result = BenchResult {
-        started_at: ember_model::time::format_rfc3339((started * 1000.0) as i64),
-        params: Params {
-            targets: cfg.targets,
-            series: cfg.series,
-            interval_s: cfg.interval.as_secs(),
-            duration_s: cfg.duration.as_secs(),
-            query_runs: cfg.query_runs,
-            servers: cfg.servers.clone(),
-        },
-        host: Host {
-            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-            loadavg_start,
-            loadavg_end: loadavg(),
-        },
-        exporter: Some(exporter_figures),
-        servers: lives.iter().map(|l| l.result.clone()).collect(),
-        notes,
-    };
-    let md_path = out_dir.join(format!("{stamp}.md"));
-    let json_path = out_dir.join(format!("{stamp}.json"));
-    std::fs::write(&md_path, report::markdown(&result)).map_err(io_err("writing markdown"))?;
-    let json = serde_json::to_string_pretty(&result)
-        .map_err(|e| RunError::Io { what: "encoding JSON".into(), source: std::io::Error::other(e) })?;
-    std::fs::write(&json_path, json).map_err(io_err("writing JSON"))?;
-    Ok((md_path, json_path))
+    out.write(Some(exporter_figures), &lives, notes, "")
+}
+
+/// Where and how the report is written; it is written after every phase
+/// too (marked partial), so that a run stopped early keeps what it measured.
+struct Output<'a> {
+    cfg: &'a RunConfig,
+    started: f64,
+    stamp: &'a str,
+    out_dir: &'a Path,
+    loadavg_start: &'a str,
+}
+
+impl Output<'_> {
+    fn write(
+        &self,
+        exporter: Option<ExporterFigures>,
+        lives: &[Live],
+        mut notes: Vec<String>,
+        partial: &str,
+    ) -> Result<(PathBuf, PathBuf), RunError> {
+        let cfg = self.cfg;
+        if !partial.is_empty() {
+            notes.insert(0, format!("PARTIAL REPORT: written after {partial}; the run had not finished"));
+        }
+        let result = BenchResult {
+            started_at: ember_model::time::format_rfc3339((self.started * 1000.0) as i64),
+            params: Params {
+                targets: cfg.targets,
+                series: cfg.series,
+                interval_s: cfg.interval.as_secs(),
+                duration_s: cfg.duration.as_secs(),
+                query_runs: cfg.query_runs,
+                repeats: cfg.repeats,
+                block_range_s: cfg.block_range.map(|d| d.as_secs()),
+                range_window_s: cfg.range_window.as_secs(),
+                load_clients: cfg.load_clients,
+                load_duration_s: cfg.load_duration.as_secs(),
+                servers: cfg.servers.clone(),
+            },
+            host: Host {
+                cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+                loadavg_start: self.loadavg_start.to_owned(),
+                loadavg_end: loadavg(),
+                harness_peak_rss_bytes: procfs::memory(std::process::id()).ok().map(|m| m.hwm),
+            },
+            exporter,
+            servers: lives.iter().map(|l| l.result.clone()).collect(),
+            notes,
+        };
+        let md_path = self.out_dir.join(format!("{}.md", self.stamp));
+        let json_path = self.out_dir.join(format!("{}.json", self.stamp));
+        std::fs::write(&md_path, report::markdown(&result)).map_err(io_err("writing markdown"))?;
+        let json = serde_json::to_string_pretty(&result)
+            .map_err(|e| RunError::Io { what: "encoding JSON".into(), source: std::io::Error::other(e) })?;
+        std::fs::write(&json_path, json).map_err(io_err("writing JSON"))?;
+        Ok((md_path, json_path))
+    }
+
+    /// A partial report; failing to write it does not stop the run.
+    fn checkpoint(&self, exporter: &ExporterFigures, lives: &[Live], notes: &[String], after: &str) {
+        if let Err(e) = self.write(Some(exporter.clone()), lives, notes.to_vec(), after) {
+            eprintln!("ember-bench: partial report: {e}");
+        }
+    }
 }
 
 fn stop_quietly(live: &mut Live) {
@@ -458,89 +565,163 @@ fn ingest_figures(cfg: &RunConfig, live: &mut Live, end: f64) -> Result<Ingest, 
     Ok(ing)
 }
 
-fn run_queries(cfg: &RunConfig, live: &Live, set: &[queries::BenchQuery]) -> Vec<QueryFigures> {
+/// One repeat of the query set on one server: a warm-up call per query
+/// in the first repeat (which also records the answer's size), then
+/// `query_runs` timed calls whose answers are read and dropped.
+fn run_queries(cfg: &RunConfig, live: &mut Live, set: &[queries::BenchQuery], repeat: usize) {
     let base = live.spec.api();
     let end = now_unix();
-    let start = live.ready_at.map_or(end - 3600.0, |r| r.max(end - 3600.0));
+    let back = cfg.range_window.as_secs_f64();
+    let start = live.ready_at.map_or(end - back, |r| r.max(end - back));
     let span = Span { start, end, step: cfg.interval.as_secs_f64() };
-    set.iter()
-        .map(|q| {
-            let path = queries::path_for(q, span);
-            let (mut lat, mut failed, mut len, mut error) = (Vec::new(), 0, None, None);
-            // One warm-up call, then the measured runs.
-            for i in 0..=cfg.query_runs {
-                match queries::call(&base, &path, cfg.query_timeout) {
-                    Ok((secs, data)) => {
-                        len.get_or_insert(queries::result_len(&data));
-                        if i > 0 {
-                            lat.push(secs * 1000.0);
-                        }
-                    }
-                    Err(e) => {
-                        if i > 0 {
-                            failed += 1;
-                        }
-                        error.get_or_insert(e.to_string());
-                    }
-                }
-            }
-            QueryFigures {
+    if repeat == 0 {
+        live.result.queries = set
+            .iter()
+            .map(|q| QueryFigures {
                 name: q.name.to_owned(),
                 kind: q.kind,
                 text: q.text.clone(),
-                median_ms: stats::median(&lat),
-                p90_ms: stats::quantile(&lat, 0.9),
-                ok_runs: lat.len(),
-                failed_runs: failed,
-                result_len: len,
-                error,
+                median_ms: None,
+                p90_ms: None,
+                repeat_latencies_ms: Vec::new(),
+                ok_runs: 0,
+                failed_runs: 0,
+                result_len: None,
+                error: None,
+            })
+            .collect();
+    }
+    for (q, fig) in set.iter().zip(live.result.queries.iter_mut()) {
+        let path = queries::path_for(q, span);
+        if repeat == 0 {
+            match queries::call_len(&base, &path, cfg.query_timeout) {
+                Ok((_, n)) => fig.result_len = Some(n),
+                Err(e) => fig.error = Some(format!("warm-up: {e}")),
             }
-        })
-        .collect()
+        }
+        let mut lat = Vec::with_capacity(cfg.query_runs);
+        for _ in 0..cfg.query_runs {
+            let t = queries::call_timed(&base, &path, cfg.query_timeout);
+            match t.outcome {
+                queries::Outcome::Ok => lat.push(t.seconds * 1000.0),
+                other => {
+                    fig.failed_runs += 1;
+                    fig.error.get_or_insert_with(|| other.kind());
+                }
+            }
+        }
+        fig.ok_runs += lat.len();
+        fig.repeat_latencies_ms.push(lat);
+    }
+}
+
+/// The persisted storage of a running server, or why there is none.
+fn stored_figures(cfg: &RunConfig, live: &Live, end: f64) -> Stored {
+    match blocks::measure(live.spec.block_probe, &live.spec.api(), &live.data, API_TIMEOUT) {
+        Ok(f) => Stored { figures: Some(f), note: None },
+        Err(blocks::BlockError::NoBlocks(_)) => {
+            let window = live.ready_at.map_or(0.0, |r| end - r);
+            Stored { figures: None, note: Some(no_block_reason(cfg.block_range, window)) }
+        }
+        Err(e) => Stored { figures: None, note: Some(format!("not measured: {e}")) },
+    }
+}
+
+/// Why a Prometheus-format server has no block after `window` seconds:
+/// a block is cut only once the head spans more than 1.5 block ranges, and
+/// only when the compactor next runs (every minute).
+pub fn no_block_reason(range: Option<Duration>, window: f64) -> String {
+    let Some(range) = range else {
+        return format!(
+            "no block written: the run has no --block-range, and with the default 2 h range the first \
+             block is cut after about 3 h; ingestion lasted {window:.0} s"
+        );
+    };
+    let first = range.as_secs_f64() * 1.5;
+    if window < first + 60.0 {
+        format!(
+            "no block written: ingestion lasted {window:.0} s, the first block of a {} s range is due once \
+             the head spans {first:.0} s and the compactor runs (every 60 s)",
+            range.as_secs()
+        )
+    } else {
+        format!(
+            "no block written although ingestion lasted {window:.0} s, past the {:.0} s by which the first \
+             block of a {} s range is due: the server did not cut a block (see its log)",
+            first + 60.0,
+            range.as_secs()
+        )
+    }
+}
+
+/// Concurrent query load on one server while every server keeps scraping;
+/// then whether its scraping kept up over the load window.
+fn load_phase(cfg: &RunConfig, live: &Live, set: &[queries::BenchQuery]) -> load::LoadFigures {
+    let base = live.spec.api();
+    let end = now_unix();
+    let back = cfg.range_window.as_secs_f64();
+    let start = live.ready_at.map_or(end - back, |r| r.max(end - back));
+    let span = Span { start, end, step: cfg.interval.as_secs_f64() };
+    let paths: Vec<String> = set.iter().map(|q| queries::path_for(q, span)).collect();
+    let t0 = now_unix();
+    let (secs, calls) = load::drive(&base, &paths, cfg.load_clients, cfg.load_duration, cfg.query_timeout);
+    let mut f = load::summarize(cfg.load_clients, secs, &calls);
+    drop(calls);
+    // Scrapes whose timestamps fall in the load window: a scrape carries
+    // its start time, so wait out one scrape timeout for the last ones.
+    let t1 = t0 + secs;
+    std::thread::sleep(Duration::from_secs(cfg.interval.as_secs().saturating_sub(1).clamp(1, 10)));
+    let w = secs.floor().max(1.0) as u64;
+    f.scrapes_expected = cfg.targets as f64 * w as f64 / cfg.interval.as_secs_f64();
+    let q = |expr: String| queries::instant_value(&base, &expr, t1, API_TIMEOUT).ok().flatten();
+    f.scrapes_seen = q(format!("sum(count_over_time(up{{job=\"bench\"}}[{w}s]))"));
+    f.max_scrape_duration_s =
+        q(format!("max(max_over_time(scrape_duration_seconds{{job=\"bench\"}}[{w}s]))"));
+    f.min_up = q(format!("min(min_over_time(up{{job=\"bench\"}}[{w}s]))"));
+    f
 }
 
 /// Stops the server with `signal`, restarts it on the same data dir, and
 /// checks how many samples before the signal survived.
-fn restart(cfg: &RunConfig, live: &mut Live, signal: &'static str) -> Restart {
+fn restart(cfg: &RunConfig, live: &mut Live, signal: &'static str, repeat: usize) -> Restart {
     let mut r = Restart {
         signal: format!("SIG{signal}"),
+        repeat,
         stop_s: None,
         ready_s: None,
         ready_cpu_s: None,
         samples_before: None,
         samples_after: None,
         samples_lost: None,
+        scrapes_before: None,
+        scrapes_after: None,
+        scrapes_lost: None,
         error: None,
     };
     let base = live.spec.api();
-    // Let a couple of fresh scrapes land so the signal hits recent data.
-    std::thread::sleep(cfg.interval * 2);
     // The reference time is a second in the past so that appends in flight
     // (a scrape's samples carry its start time, and VictoriaMetrics makes
     // rows searchable about a second after ingestion) have landed before
     // the "before" count.
     let t0 = now_unix() - 1.0;
     let w = (t0 - live.ready_at.unwrap_or(t0 - 3600.0)).ceil().max(1.0) as u64 + cfg.interval.as_secs();
-    let expr = format!("sum(count_over_time(bench_http_requests_total[{w}s]))");
-    match queries::instant_value(&base, &expr, t0, API_TIMEOUT) {
-        Ok(v) => r.samples_before = v,
-        Err(e) => r.error = Some(format!("query before: {e}")),
+    let [series_expr, up_expr] = loss_exprs(cfg.exporter_port_base, w);
+    // Cheap on purpose (one target's series, and `up`): at 200k series a
+    // count over every series takes seconds, and data that arrives between
+    // the reference time and the signal is not checked.
+    let count = |expr: &str| queries::instant_value(&base, expr, t0, API_TIMEOUT);
+    match (count(&series_expr), count(&up_expr)) {
+        (Ok(v), Ok(u)) => (r.samples_before, r.scrapes_before) = (v, u),
+        (Err(e), _) | (_, Err(e)) => r.error = Some(format!("query before: {e}")),
     }
-    // All exporter samples over the server's life, for disk bytes per
-    // sample, and the compressed-storage figures while it still runs.
-    let (total_samples, block) = if signal == "TERM" {
+    // The data dir after the first graceful stop: all exporter samples
+    // over the server's life, for disk bytes per sample.
+    let measure_disk = signal == "TERM" && live.result.disk.is_none();
+    let total_samples = if measure_disk {
         let expr = format!("sum(sum_over_time(scrape_samples_scraped[{w}s]))");
-        let samples = queries::instant_value(&base, &expr, t0, API_TIMEOUT).ok().flatten();
-        let block = match blocks::measure(live.spec.block_probe, &base, &live.data, API_TIMEOUT) {
-            Ok(b) => Some(b),
-            Err(e) => {
-                live.result.errors.push(format!("block bytes per sample: {e}"));
-                None
-            }
-        };
-        (samples, block)
+        queries::instant_value(&base, &expr, t0, API_TIMEOUT).ok().flatten()
     } else {
-        (None, None)
+        None
     };
     let Some(mut run) = live.run.take() else {
         r.error = Some("not running".to_owned());
@@ -553,21 +734,12 @@ fn restart(cfg: &RunConfig, live: &mut Live, signal: &'static str) -> Restart {
             return r;
         }
     }
-    if signal == "TERM" {
+    if measure_disk {
         // Graceful stop: what is on disk now is what the server keeps.
         match procfs::dir_bytes(&live.data) {
             Ok(bytes) => {
                 let bytes_per_sample = total_samples.filter(|s| *s > 0.0).map(|s| bytes as f64 / s);
-                live.result.disk = Some(Disk {
-                    bytes,
-                    bytes_per_sample,
-                    samples: total_samples,
-                    block_bytes: block.map(|b| b.bytes),
-                    block_samples: block.map(|b| b.samples),
-                    block_bytes_per_sample: block
-                        .filter(|b| b.samples > 0.0)
-                        .map(|b| b.bytes as f64 / b.samples),
-                });
+                live.result.disk = Some(Disk { bytes, bytes_per_sample, samples: total_samples });
             }
             Err(e) => live.result.errors.push(format!("disk: {e}")),
         }
@@ -591,12 +763,26 @@ fn restart(cfg: &RunConfig, live: &mut Live, signal: &'static str) -> Restart {
             return r;
         }
     }
-    match queries::instant_value(&base, &expr, t0, API_TIMEOUT) {
-        Ok(v) => r.samples_after = v,
-        Err(e) => r.error = Some(format!("query after: {e}")),
+    match (count(&series_expr), count(&up_expr)) {
+        (Ok(v), Ok(u)) => (r.samples_after, r.scrapes_after) = (v, u),
+        (Err(e), _) | (_, Err(e)) => r.error = Some(format!("query after: {e}")),
     }
     r.samples_lost = r.samples_before.zip(r.samples_after).map(|(b, a)| b - a);
+    r.scrapes_lost = r.scrapes_before.zip(r.scrapes_after).map(|(b, a)| b - a);
     r
+}
+
+/// The two counts compared across a restart, over the last `w` seconds:
+/// the samples of `bench_http_requests_total` of the first target (a
+/// partly lost scrape shows here) and the `up` samples of every target
+/// (one per scrape: a lost scrape of any target shows here).
+pub fn loss_exprs(first_port: u16, w: u64) -> [String; 2] {
+    [
+        format!(
+            "sum(count_over_time(bench_http_requests_total{{instance=\"127.0.0.1:{first_port}\"}}[{w}s]))"
+        ),
+        format!("sum(count_over_time(up{{job=\"bench\"}}[{w}s]))"),
+    ]
 }
 
 #[cfg(test)]
@@ -610,6 +796,11 @@ mod tests {
             interval: Duration::from_secs(1),
             duration: Duration::from_secs(1),
             query_runs: 1,
+            repeats: 1,
+            block_range: None,
+            range_window: Duration::from_secs(3600),
+            load_clients: 0,
+            load_duration: Duration::ZERO,
             servers: servers.iter().map(|s| s.to_string()).collect(),
             prometheus_bin: "p".into(),
             victoriametrics_bin: "v".into(),
@@ -632,6 +823,10 @@ mod tests {
         assert!(matches!(run(&zero), Err(RunError::Params(_))));
         let fast = RunConfig { interval: Duration::from_millis(500), ..config(&["prometheus"]) };
         assert!(matches!(run(&fast), Err(RunError::Params(_))));
+        let no_repeats = RunConfig { repeats: 0, ..config(&["prometheus"]) };
+        assert!(matches!(run(&no_repeats), Err(RunError::Params(_))));
+        let tiny_blocks = RunConfig { block_range: Some(Duration::from_secs(10)), ..config(&["prometheus"]) };
+        assert!(matches!(run(&tiny_blocks), Err(RunError::Params(_))));
         // Nothing was created for the rejected runs.
         assert!(!Path::new("/nonexistent/ember-bench-out").exists());
     }
@@ -655,5 +850,26 @@ mod tests {
         // interval caps the timeout at Prometheus's default 10s.
         assert!(scrape_config(1, 1, Duration::from_secs(1)).contains("scrape_timeout: 1s"));
         assert!(scrape_config(1, 1, Duration::from_secs(60)).contains("scrape_timeout: 10s"));
+    }
+
+    #[test]
+    fn no_block_reasons_say_why() {
+        let none = no_block_reason(None, 600.0);
+        assert!(none.contains("no --block-range") && none.contains("600 s"), "{none}");
+        // 5 min range: due at 450 s of head span plus up to a minute.
+        let early = no_block_reason(Some(Duration::from_secs(300)), 400.0);
+        assert!(early.contains("ingestion lasted 400 s") && early.contains("spans 450 s"), "{early}");
+        let late = no_block_reason(Some(Duration::from_secs(300)), 1200.0);
+        assert!(late.contains("did not cut a block") && late.contains("past the 510 s"), "{late}");
+    }
+
+    #[test]
+    fn loss_expressions_name_the_first_target_and_every_up() {
+        let [series, up] = loss_exprs(29100, 600);
+        assert_eq!(
+            series,
+            "sum(count_over_time(bench_http_requests_total{instance=\"127.0.0.1:29100\"}[600s]))"
+        );
+        assert_eq!(up, "sum(count_over_time(up{job=\"bench\"}[600s]))");
     }
 }

@@ -48,14 +48,12 @@ impl ServerSpec {
     /// The built-in definition of `name` (`prometheus`, `victoriametrics`,
     /// `ember`), listening on `port`, running `bin`.
     pub fn builtin(name: &str, bin: &str, port: u16) -> Option<ServerSpec> {
-        // The admin API is enabled for the head snapshot that measures
-        // block bytes per sample (see `blocks`).
         let (command, ready, block_probe) = match name {
             "prometheus" => (
                 "{bin} --config.file={config} --storage.tsdb.path={data} \
-                 --web.listen-address=127.0.0.1:{port} --storage.tsdb.retention.time=1d --web.enable-admin-api",
+                 --web.listen-address=127.0.0.1:{port} --storage.tsdb.retention.time=1d",
                 "/-/ready",
-                BlockProbe::PrometheusSnapshot,
+                BlockProbe::BlockDirs,
             ),
             // latencyOffset 0s: VictoriaMetrics hides the last 30 s from
             // queries by default, Prometheus hides nothing; the response
@@ -64,13 +62,13 @@ impl ServerSpec {
                 "{bin} -storageDataPath={data} -httpListenAddr=127.0.0.1:{port} -retentionPeriod=1d \
                  -promscrape.config={config} -search.latencyOffset=0s -search.disableCache",
                 "/health",
-                BlockProbe::VictoriaMetricsGauges,
+                BlockProbe::VictoriaMetricsFlush,
             ),
             "ember" => (
                 "{bin} --config.file {config} --storage.tsdb.path {data} --web.listen-address 127.0.0.1:{port} \
-                 --web.enable-admin-api",
+                 --storage.tsdb.retention.time=1d",
                 "/-/ready",
-                BlockProbe::PrometheusSnapshot,
+                BlockProbe::BlockDirs,
             ),
             _ => return None,
         };
@@ -83,6 +81,20 @@ impl ServerSpec {
             port,
             block_probe,
         })
+    }
+
+    /// Adds a block range to the servers that cut blocks (Prometheus and
+    /// ember: min = max block duration, so blocks of that range are written
+    /// once the head spans 1.5 ranges and are never merged); a no-op for
+    /// VictoriaMetrics, which has no blocks.
+    pub fn with_block_range(mut self, range: Duration) -> ServerSpec {
+        if self.block_probe == BlockProbe::BlockDirs {
+            let s = range.as_secs().max(1);
+            self.command.push_str(&format!(
+                " --storage.tsdb.min-block-duration={s}s --storage.tsdb.max-block-duration={s}s"
+            ));
+        }
+        self
     }
 
     /// The command line for the given scrape config and data dir.
@@ -224,7 +236,6 @@ mod tests {
                 "--storage.tsdb.path=/w/prometheus-data",
                 "--web.listen-address=127.0.0.1:19090",
                 "--storage.tsdb.retention.time=1d",
-                "--web.enable-admin-api",
             ]
         );
         assert_eq!(p.ready(), "http://127.0.0.1:19090/-/ready");
@@ -242,11 +253,27 @@ mod tests {
                 "d",
                 "--web.listen-address",
                 "127.0.0.1:19092",
-                "--web.enable-admin-api",
+                "--storage.tsdb.retention.time=1d",
             ]
         );
         assert_eq!(e.api(), "http://127.0.0.1:19092");
         assert!(ServerSpec::builtin("thanos", "x", 1).is_none());
+    }
+
+    #[test]
+    fn block_range_goes_to_the_block_writing_servers_only() {
+        let five = Duration::from_secs(300);
+        for name in ["prometheus", "ember"] {
+            let argv = ServerSpec::builtin(name, "b", 1)
+                .unwrap()
+                .with_block_range(five)
+                .argv(Path::new("c"), Path::new("d"));
+            assert!(argv.contains(&"--storage.tsdb.min-block-duration=300s".to_owned()), "{argv:?}");
+            assert!(argv.contains(&"--storage.tsdb.max-block-duration=300s".to_owned()), "{argv:?}");
+        }
+        let vm = ServerSpec::builtin("victoriametrics", "b", 1).unwrap();
+        let plain = vm.argv(Path::new("c"), Path::new("d"));
+        assert_eq!(vm.with_block_range(five).argv(Path::new("c"), Path::new("d")), plain);
     }
 
     #[test]

@@ -21,6 +21,15 @@ pub fn median(values: &[f64]) -> Option<f64> {
     quantile(values, 0.5)
 }
 
+/// The median across repeats of each repeat's `q`-quantile: with R
+/// repeats of N runs each, a median latency is the median of R medians, so
+/// one noisy repeat (other work on the machine) moves it little. Repeats
+/// without values are skipped; `None` if none has any.
+pub fn median_of_quantiles(repeats: &[Vec<f64>], q: f64) -> Option<f64> {
+    let per: Vec<f64> = repeats.iter().filter_map(|r| quantile(r, q)).collect();
+    median(&per)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,5 +54,19 @@ mod tests {
         let mut r = v.clone();
         r.reverse();
         assert_eq!(quantile(&r, 0.9), quantile(&v, 0.9));
+    }
+
+    #[test]
+    fn median_of_repeat_medians() {
+        // Medians 2, 20 and 3: the noisy repeat does not pull the result.
+        let reps = vec![vec![1.0, 2.0, 3.0], vec![10.0, 20.0, 30.0], vec![3.0, 3.0, 4.0]];
+        assert_eq!(median_of_quantiles(&reps, 0.5), Some(3.0));
+        // p90 of each: 2.8, 28, 3.8 -> median 3.8.
+        assert!((median_of_quantiles(&reps, 0.9).unwrap() - 3.8).abs() < 1e-12);
+        // Empty repeats are skipped, an even count of repeats interpolates.
+        let reps = vec![vec![1.0], vec![], vec![5.0]];
+        assert_eq!(median_of_quantiles(&reps, 0.5), Some(3.0));
+        assert_eq!(median_of_quantiles(&[vec![], vec![]], 0.5), None);
+        assert_eq!(median_of_quantiles(&[], 0.5), None);
     }
 }
