@@ -513,6 +513,9 @@ impl ScrapeLoop {
             .and_then(|_| app.commit().map(|_| ()).map_err(|e| ScrapeError::Storage(e.to_string())));
         if let Err(e) = result {
             app.rollback();
+            // As Prometheus's "Scrape commit failed": storage refusing a
+            // whole batch (a WAL write error, a full disk) must be seen.
+            tracing::error!(url = %self.target.url(), err = %e, "scrape commit failed");
             err.get_or_insert(e);
         }
         (report, err)
