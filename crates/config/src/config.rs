@@ -438,23 +438,6 @@ impl Check for ScrapeConfig {
 }
 
 impl ScrapeConfig {
-    /// Replaces every HTTP client setting (the fields of
-    /// [`HttpClientConfig`](crate::http::HttpClientConfig), flattened into
-    /// the job as Prometheus's YAML has them).
-    pub fn set_http_client_config(&mut self, h: crate::http::HttpClientConfig) {
-        self.basic_auth = h.basic_auth;
-        self.authorization = h.authorization;
-        self.oauth2 = h.oauth2;
-        self.bearer_token = h.bearer_token;
-        self.bearer_token_file = h.bearer_token_file;
-        self.tls_config = h.tls_config;
-        self.proxy_url = h.proxy_url;
-        self.no_proxy = h.no_proxy;
-        self.proxy_from_environment = h.proxy_from_environment;
-        self.follow_redirects = h.follow_redirects;
-        self.enable_http2 = h.enable_http2;
-    }
-
     /// The name validation scheme in force for this job.
     pub fn name_validation(&self) -> NameValidation {
         parse_validation_scheme(&self.metric_name_validation_scheme).ok().flatten().unwrap_or_default()

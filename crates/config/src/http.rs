@@ -346,7 +346,9 @@ macro_rules! http_client_struct {
                 }
             }
 
-            fn set_http_client(&mut self, h: $crate::http::HttpClientConfig) {
+            /// Replaces every HTTP client setting (the fields flattened
+            /// into this config, as Prometheus's YAML has them).
+            pub fn set_http_client(&mut self, h: $crate::http::HttpClientConfig) {
                 self.basic_auth = h.basic_auth;
                 self.authorization = h.authorization;
                 self.oauth2 = h.oauth2;

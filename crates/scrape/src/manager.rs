@@ -88,7 +88,7 @@ fn reusable_cache(a: &ScrapeConfig, b: &ScrapeConfig) -> bool {
             pos: Default::default(),
             ..c.clone()
         };
-        z.set_http_client_config(ember_config::HttpClientConfig::default());
+        z.set_http_client(ember_config::HttpClientConfig::default());
         z
     }
     zero(a) == zero(b)
