@@ -10,6 +10,7 @@ use ember_model::{
 
 use super::{Block, BlockError, ChunkBytes, ChunkMeta, ENCODING_XOR};
 use crate::chunkenc::XorIterator;
+use crate::deleted::{self, DeletedFilter};
 
 fn storage_err(e: BlockError) -> StorageError {
     match e {
@@ -80,9 +81,10 @@ impl Iterator for BlockSeriesSet {
             }
             let deleted = self.block.tombstones().get(&u64::from(id)).cloned().unwrap_or_default();
             // A series whose chunks in range are all deleted is not there.
-            if chunks.iter().all(|c| {
-                deleted.iter().any(|&(a, b)| a <= c.mint.max(self.mint) && b >= c.maxt.min(self.maxt))
-            }) {
+            if chunks
+                .iter()
+                .all(|c| deleted::is_subrange(&deleted, c.mint.max(self.mint), c.maxt.min(self.maxt)))
+            {
                 continue;
             }
             self.yielded += 1;
@@ -91,14 +93,16 @@ impl Iterator for BlockSeriesSet {
                 chunks,
                 idx: 0,
                 cur: None,
-                deleted,
                 mint: self.mint,
                 maxt: self.maxt,
                 started: false,
                 done: false,
                 err: None,
             };
-            return Some(Ok(Series { labels, samples: Box::new(it) }));
+            // Tombstones are applied the way the head applies its own.
+            let samples: Box<dyn SampleIterator> =
+                if deleted.is_empty() { Box::new(it) } else { Box::new(DeletedFilter::new(it, deleted)) };
+            return Some(Ok(Series { labels, samples }));
         }
         None
     }
@@ -106,14 +110,14 @@ impl Iterator for BlockSeriesSet {
 
 impl SeriesSet for BlockSeriesSet {}
 
-/// Iterates a block series' chunks within `[mint, maxt]`, skipping
-/// tombstoned samples. Chunk bytes are read from the memory map lazily.
+/// Iterates a block series' chunks within `[mint, maxt]` (tombstones are a
+/// [`DeletedFilter`] around it). Chunk bytes are read from the memory map
+/// lazily.
 struct BlockSeriesIterator {
     block: Arc<Block>,
     chunks: Vec<ChunkMeta>,
     idx: usize,
     cur: Option<XorIterator<ChunkBytes>>,
-    deleted: Vec<(Timestamp, Timestamp)>,
     mint: Timestamp,
     maxt: Timestamp,
     started: bool,
@@ -128,31 +132,14 @@ impl BlockSeriesIterator {
         false
     }
 
-    fn is_deleted(&self, t: Timestamp) -> bool {
-        self.deleted.iter().any(|&(a, b)| t >= a && t <= b)
-    }
-
-    /// Accepts the current sample or moves past deleted ones; false at end.
+    /// Accepts the current sample unless it lies past `maxt`; false at end.
     fn settle(&mut self) -> bool {
-        loop {
-            let Some(it) = self.cur.as_mut() else { return self.open_next(self.mint) };
-            let t = it.at().0;
-            if t > self.maxt {
-                return self.finish();
-            }
-            if !self.is_deleted(t) {
-                self.started = true;
-                return true;
-            }
-            let Some(it) = self.cur.as_mut() else { return self.finish() };
-            if !it.next() {
-                if let Some(e) = it.err() {
-                    self.err = Some(StorageError::Corruption(e.to_string()));
-                    return self.finish();
-                }
-                self.cur = None;
-            }
+        let Some(it) = self.cur.as_ref() else { return self.open_next(self.mint) };
+        if it.at().0 > self.maxt {
+            return self.finish();
         }
+        self.started = true;
+        true
     }
 
     /// Opens the next chunk that may hold samples ≥ `t` and positions on
