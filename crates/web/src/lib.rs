@@ -143,11 +143,7 @@ impl AppState {
 
     /// The storage, or the API's `unavailable` error while it is opening.
     pub(crate) fn storage(&self) -> Result<Arc<dyn Storage>, api::ApiError> {
-        self.inner
-            .storage
-            .get()
-            .cloned()
-            .ok_or_else(|| api::ApiError::new(api::ErrorType::Unavailable, "storage is not ready"))
+        self.inner.storage.get().cloned().ok_or_else(api::not_ready)
     }
 
     /// Installs the scrape targets view. Later calls are ignored.

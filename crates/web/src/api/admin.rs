@@ -14,7 +14,7 @@ use ember_model::{Matcher, Timestamp};
 use serde::Serialize;
 
 use super::params::{invalid_param, Params, MAX_TIME, MIN_TIME};
-use super::{success, ApiError, ErrorType};
+use super::{blocking, internal, not_ready, success, ApiError, ErrorType};
 use crate::AppState;
 
 /// The storage's administrative operations (the binary implements them
@@ -36,16 +36,7 @@ fn view(s: &AppState) -> Result<Arc<dyn AdminView>, ApiError> {
     if !s.inner.admin_enabled {
         return Err(ApiError::new(ErrorType::Unavailable, "admin APIs disabled"));
     }
-    s.inner.admin.get().cloned().ok_or_else(|| ApiError::new(ErrorType::Unavailable, "storage is not ready"))
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::new(ErrorType::Internal, e.to_string()))?
-        .map_err(|e| ApiError::new(ErrorType::Internal, e))
+    s.inner.admin.get().cloned().ok_or_else(not_ready)
 }
 
 pub(crate) async fn delete_series(
@@ -68,14 +59,14 @@ pub(crate) async fn delete_series(
     for sel in selectors {
         let matchers = ember_promql::parse_metric_selector(&sel).map_err(|e| invalid_param("match[]", e))?;
         let a = admin.clone();
-        blocking(move || a.delete_series(start, end, &matchers)).await?;
+        blocking(move || a.delete_series(start, end, &matchers).map_err(internal)).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(crate) async fn clean_tombstones(State(s): State<AppState>) -> Result<Response, ApiError> {
     let admin = view(&s)?;
-    blocking(move || admin.clean_tombstones()).await?;
+    blocking(move || admin.clean_tombstones().map_err(internal)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -110,7 +101,7 @@ pub(crate) async fn snapshot(
             )
         })?,
     };
-    let name = blocking(move || admin.snapshot(!skip_head)).await?;
+    let name = blocking(move || admin.snapshot(!skip_head).map_err(internal)).await?;
     Ok(success(SnapshotBody { name }, vec![], vec![]))
 }
 

@@ -137,6 +137,23 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/query_exemplars", get(status::query_exemplars).post(status::query_exemplars))
 }
 
+/// Runs synchronous storage work on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(internal)?
+}
+
+/// An `internal` error with `e`'s text.
+pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorType::Internal, e.to_string())
+}
+
+/// What a view the binary has not installed yet answers.
+pub(crate) fn not_ready() -> ApiError {
+    ApiError::new(ErrorType::Unavailable, "storage is not ready")
+}
+
 /// Answer for paths nobody serves.
 pub(crate) async fn not_found() -> ApiError {
     ApiError::new(ErrorType::NotFound, "page not found")

@@ -2,7 +2,6 @@
 //! `/api/v1/label/<name>/values`.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -12,25 +11,10 @@ use ember_model::{LabelHints, Labels, Matcher, Querier, SelectHints, Storage, St
 use serde_json::{Map, Value};
 
 use super::params::{unescape_label_name, Params};
-use super::{success, ApiError, ErrorType};
+use super::{blocking, internal, success, ApiError, ErrorType};
 use crate::AppState;
 
 const TRUNCATED: &str = "results truncated due to limit";
-
-fn storage(s: &AppState) -> Result<Arc<dyn Storage>, ApiError> {
-    s.storage()
-}
-
-/// Runs synchronous storage work on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::new(ErrorType::Internal, e.to_string()))?
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(ErrorType::Internal, e.to_string())
-}
 
 /// Applies `limit`: keeps the first `limit` items and says so.
 fn truncate<T>(v: &mut Vec<T>, limit: usize, warnings: &mut Vec<String>) {
@@ -71,7 +55,7 @@ pub(crate) async fn series(
     let sets = p.match_sets(true)?;
     let (start, end) = p.metadata_time_range()?;
     let limit = p.limit()?;
-    let st = storage(&s)?;
+    let st = s.storage()?;
     let mut labels = blocking(move || select_series(&*st, start, end, &sets, limit)).await?;
     let mut warnings = Vec::new();
     truncate(&mut labels, limit, &mut warnings);
@@ -92,7 +76,7 @@ where
     let sets = p.match_sets(false)?;
     let (start, end) = p.metadata_time_range()?;
     let limit = p.limit()?;
-    let st = storage(s)?;
+    let st = s.storage()?;
     let mut strings = blocking(move || {
         let q = st.querier(start, end).map_err(internal)?;
         let hints = LabelHints { limit: if limit > 0 { limit + 1 } else { 0 } };

@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::params::Params;
-use super::{success, ApiError, ErrorType};
+use super::{blocking, not_ready, success, ApiError, ErrorType};
 use crate::AppState;
 
 /// The configuration state the binary shows the API.
@@ -84,16 +84,9 @@ pub(crate) async fn tsdb(
     if limit > MAX_LIMIT {
         return Err(ApiError::new(ErrorType::BadData, format!("limit must not exceed {MAX_LIMIT}")));
     }
-    let view = s
-        .inner
-        .tsdb_stats
-        .get()
-        .cloned()
-        .ok_or_else(|| ApiError::new(ErrorType::Unavailable, "storage is not ready"))?;
+    let view = s.inner.tsdb_stats.get().cloned().ok_or_else(not_ready)?;
     // Walks the whole head index: off the async threads.
-    let stats = tokio::task::spawn_blocking(move || view.tsdb_stats(limit))
-        .await
-        .map_err(|e| ApiError::new(ErrorType::Internal, e.to_string()))?;
+    let stats = blocking(move || Ok(view.tsdb_stats(limit))).await?;
     Ok(success(stats, vec![], vec![]))
 }
 
