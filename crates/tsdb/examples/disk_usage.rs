@@ -18,8 +18,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use common::block_bytes;
 use ember_model::{Appendable, Labels, Matcher, Queryable, SelectHints};
 use ember_tsdb::{Db, DbOptions};
+
+mod common;
 
 const STEP: i64 = 15_000;
 const H: i64 = 3600 * 1000;
@@ -99,38 +102,6 @@ fn step(g: &mut Gen, rng: &mut Rng) -> f64 {
         }
     }
     g.v
-}
-
-fn dir_bytes(p: &Path) -> u64 {
-    std::fs::read_dir(p)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| {
-                    let m = e.metadata().unwrap();
-                    if m.is_dir() {
-                        dir_bytes(&e.path())
-                    } else {
-                        m.len()
-                    }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
-fn block_bytes(data: &Path) -> (u64, u64, u64) {
-    let (mut total, mut chunks, mut samples) = (0, 0, 0);
-    for e in std::fs::read_dir(data).unwrap().flatten() {
-        let meta = e.path().join("meta.json");
-        if !meta.exists() {
-            continue;
-        }
-        total += dir_bytes(&e.path());
-        chunks += dir_bytes(&e.path().join("chunks"));
-        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(meta).unwrap()).unwrap();
-        samples += m["stats"]["numSamples"].as_u64().unwrap();
-    }
-    (total, chunks, samples)
 }
 
 fn main() {

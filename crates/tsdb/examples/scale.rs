@@ -29,10 +29,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{block_bytes, dir_size};
 use ember_model::{Appender, Labels, Matcher, Queryable, SelectHints};
 use ember_textparse::{Entry, Format, LabelScratch, Parser};
 use ember_tsdb::block::{self, compact, Block, BlockCompaction};
 use ember_tsdb::{Db, DbOptions, Head, HeadOptions};
+
+mod common;
 
 const STEP: i64 = 15_000;
 const H: i64 = 3600 * 1000;
@@ -91,34 +94,6 @@ fn peak_anon<T>(f: impl FnOnce() -> T) -> (T, u64) {
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         (r, h.join().unwrap())
     })
-}
-
-fn dir_bytes(p: &Path) -> u64 {
-    std::fs::read_dir(p)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| {
-                    let m = e.metadata().unwrap();
-                    if m.is_dir() {
-                        dir_bytes(&e.path())
-                    } else {
-                        m.len()
-                    }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
-/// (whole block dirs, chunks only, samples) over the blocks in `data`.
-fn block_bytes(data: &Path) -> (u64, u64, u64) {
-    let (mut total, mut chunks, mut samples) = (0, 0, 0);
-    for d in block::block_dirs(data).unwrap() {
-        total += dir_bytes(&d);
-        chunks += dir_bytes(&d.join("chunks"));
-        samples += block::BlockMeta::read(&d).unwrap().stats.num_samples;
-    }
-    (total, chunks, samples)
 }
 
 /// Series `i` of the synthetic 1 M: 100 metric names (10 k series each),
@@ -209,7 +184,7 @@ fn cmd_write(dir: &Path, series: usize, blocks: i64) {
             "  block {b}: head -> block {} ({} series, {ns:.0} samples, {} bytes) in {:.2} s wall, {cpu:.2} s CPU ({:.2} M samples/CPU-s, {:.2} M samples/s wall)",
             meta.ulid,
             meta.stats.num_series,
-            dir_bytes(&dir.join(&meta.ulid)),
+            dir_size(&dir.join(&meta.ulid)),
             wall.as_secs_f64(),
             ns / cpu / 1e6,
             ns / wall.as_secs_f64() / 1e6
@@ -223,7 +198,7 @@ fn cmd_compact(dir: &Path, out: &Path) {
     let mut blocks: Vec<Block> = dirs.iter().map(|d| Block::open(d).unwrap()).collect();
     blocks.sort_by_key(|b| b.meta().min_time);
     let samples: u64 = blocks.iter().map(|b| b.meta().stats.num_samples).sum();
-    let before = dir_bytes(dir);
+    let before = dir_size(dir);
     println!(
         "compact: {} blocks, {samples} samples, {before} bytes; VmRSS after opening {}",
         blocks.len(),
@@ -257,7 +232,7 @@ fn cmd_compact(dir: &Path, out: &Path) {
     for d in old {
         std::fs::remove_dir_all(d).unwrap();
     }
-    println!("  merged block {} bytes (sources were {before})", dir_bytes(&out.join(&meta.ulid)));
+    println!("  merged block {} bytes (sources were {before})", dir_size(&out.join(&meta.ulid)));
 }
 
 fn cmd_open(dir: &Path) {
@@ -266,7 +241,7 @@ fn cmd_open(dir: &Path) {
     let (db, wall, cpu) = measure(|| Db::open(dir, opts).unwrap());
     let blocks = db.blocks();
     let series: u64 = blocks.iter().map(|b| b.meta().stats.num_series).max().unwrap_or(0);
-    let disk: u64 = blocks.iter().map(|b| dir_bytes(b.dir())).sum();
+    let disk: u64 = blocks.iter().map(|b| dir_size(b.dir())).sum();
     let (index, chunks): (u64, u64) = blocks
         .iter()
         .map(|b| (b.index().size(), b.chunks().size()))

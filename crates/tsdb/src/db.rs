@@ -518,7 +518,8 @@ fn open_blocks(dir: &Path, reuse: &[Arc<Block>]) -> Result<Vec<Arc<Block>>, DbEr
     Ok(open)
 }
 
-fn dir_size(p: &Path) -> u64 {
+/// Bytes of the files under `p` (0 for what cannot be read).
+pub fn dir_size(p: &Path) -> u64 {
     let Ok(rd) = fs::read_dir(p) else { return 0 };
     rd.flatten()
         .map(|e| match e.metadata() {
