@@ -28,34 +28,63 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
     move |source| RunError::Io { what, source }
 }
 
-/// Everything a run needs; built from the command line.
-#[derive(Debug, Clone)]
+/// Everything a run needs: the `run` subcommand's options.
+#[derive(Debug, Clone, clap::Args)]
 pub struct RunConfig {
+    #[arg(long, default_value_t = 10)]
     pub targets: usize,
+    #[arg(long, default_value_t = 1000)]
     pub series: usize,
+    /// Scrape interval (Prometheus duration syntax).
+    #[arg(long, default_value = "15s", value_parser = crate::parse_duration)]
     pub interval: Duration,
+    /// How long the servers ingest before queries and restarts.
+    #[arg(long, default_value = "10m", value_parser = crate::parse_duration)]
     pub duration: Duration,
+    /// Measured runs per query (after one warm-up run).
+    #[arg(long, default_value_t = 10)]
     pub query_runs: usize,
-    /// Repeats of the query and restart measurements (medians across them).
+    /// Repeats of the query and restart measurements; figures are
+    /// medians across repeats (of each repeat's median / p90).
+    #[arg(long, default_value_t = 1)]
     pub repeats: usize,
-    /// Block range for Prometheus and ember, so blocks are written during
-    /// the run (see `ServerSpec::with_block_range`).
+    /// Block range (min = max block duration) for Prometheus and ember,
+    /// so that blocks are written during the run (e.g. 5m); without it
+    /// they keep the default 2h.
+    #[arg(long, value_parser = crate::parse_duration)]
     pub block_range: Option<Duration>,
-    /// How far back range queries reach.
+    /// How far back range queries reach (at most to the server's start).
+    #[arg(long, default_value = "1h", value_parser = crate::parse_duration)]
     pub range_window: Duration,
-    /// Concurrent query load: clients and time per server (0 clients: no
-    /// load phase).
+    /// Concurrent query clients in the load phase (0: no load phase).
+    #[arg(long, default_value_t = 8)]
     pub load_clients: usize,
+    /// How long the load phase lasts on each server.
+    #[arg(long, default_value = "1m", value_parser = crate::parse_duration)]
     pub load_duration: Duration,
+    /// Servers to run, comma-separated: prometheus, victoriametrics, ember.
+    /// The first is the baseline of the ratio columns.
+    #[arg(long, value_delimiter = ',', default_value = "prometheus,victoriametrics")]
     pub servers: Vec<String>,
+    #[arg(long, default_value = "/usr/bin/prometheus")]
     pub prometheus_bin: String,
+    #[arg(long, default_value = "/usr/bin/victoria-metrics")]
     pub victoriametrics_bin: String,
+    #[arg(long, default_value = "target/release/ember")]
     pub ember_bin: String,
+    #[arg(long, default_value_t = 29100)]
     pub exporter_port_base: u16,
+    /// Servers listen on this port and the next ones, in --servers order.
+    #[arg(long, default_value_t = 29090)]
     pub server_port_base: u16,
+    #[arg(long, default_value = "target/bench-results")]
     pub out_dir: PathBuf,
+    /// Keep the servers' data dirs (under the run's work dir).
+    #[arg(long)]
     pub keep_data: bool,
+    #[arg(long, default_value = "5m", value_parser = crate::parse_duration)]
     pub ready_timeout: Duration,
+    #[arg(long, default_value = "2m", value_parser = crate::parse_duration)]
     pub query_timeout: Duration,
 }
 
