@@ -629,7 +629,7 @@ impl Head {
     /// takes them, so writing a block does not hold a second copy of the
     /// head's chunks (at 1 M series that copy was 1.4 GB).
     pub fn block_chunks(&self, mint: Timestamp, maxt: Timestamp) -> HeadBlockChunks {
-        use crate::block::{ChunkToWrite, ENCODING_XOR};
+        use crate::block::ChunkToWrite;
         let mut out = Vec::new();
         let tombstones = self.tombstones.read();
         self.by_id.for_each(|s| {
@@ -645,26 +645,16 @@ impl Head {
                     continue;
                 }
                 let mut it = XorIterator::new(c.data.clone());
-                let mut part = XorChunk::new();
-                let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+                let mut kept = Vec::new();
                 while it.next() {
                     let (t, v) = it.at();
                     // Deleted samples are not written (Prometheus applies
                     // the head's tombstones when it persists the head).
                     if t >= mint && t < maxt && !deleted::covers(deleted, t) {
-                        part.append(t, v);
-                        lo = lo.min(t);
-                        hi = hi.max(t);
+                        kept.push((t, v));
                     }
                 }
-                if part.num_samples() > 0 {
-                    w.push(BlockChunk::Cut(ChunkToWrite {
-                        mint: lo,
-                        maxt: hi,
-                        encoding: ENCODING_XOR,
-                        data: part.into_bytes(),
-                    }));
-                }
+                w.extend(ChunkToWrite::encode_xor(&kept).into_iter().map(BlockChunk::Cut));
             }
             if !w.is_empty() {
                 out.push((s.labels.clone(), w));
